@@ -1,0 +1,30 @@
+"""How the daemon's domain objects appear on the control protocol (JSON-ready dicts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from netaccess.policy.endpoint import Endpoint, EndpointEvent
+
+
+def iso_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def endpoint_view(ep: Endpoint) -> dict[str, Any]:
+    return {
+        "mac": ep.mac,
+        "ips": list(ep.ips),
+        "hostname": ep.hostname,
+        "vendor_class": ep.vendor_class,
+        "fingerprint": ep.fingerprint,
+        "role": ep.role,
+        "state": ep.state.value,
+        "first_seen": iso_time(ep.first_seen),
+        "last_seen": iso_time(ep.last_seen),
+    }
+
+
+def event_view(ev: EndpointEvent) -> dict[str, Any]:
+    return {"at": iso_time(ev.at), "kind": ev.kind.value, "detail": dict(ev.detail)}

@@ -1,0 +1,1 @@
+"""trio tasks that wire the pure layers to the world: sockets, timers, the supervisor."""

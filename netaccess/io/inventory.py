@@ -1,0 +1,111 @@
+"""The live endpoint inventory: folds Observations in memory and persists them in batches."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+import trio
+
+from netaccess.policy.endpoint import Endpoint, EndpointEvent, learn, without_ip
+from netaccess.proto.detect import Observation
+from netaccess.store import Store, StoreError
+
+log = logging.getLogger("netaccess.inventory")
+
+STORE_RETRY_DELAY = 1.0
+
+
+class Inventory:
+    """In-memory truth for the daemon; the store is written behind it, one batch at a time.
+
+    Observations are applied synchronously (cheap, pure); writes are coalesced per MAC while a
+    previous batch is in flight, so a flood of frames costs one transaction, not one per frame.
+    """
+
+    def __init__(self, store: Store, known: Iterable[Endpoint], own_macs: Iterable[str] = ()) -> None:
+        self._store = store
+        self._endpoints: dict[str, Endpoint] = {ep.mac: ep for ep in known}
+        self._ip_owner = {ip: ep.mac for ep in self._endpoints.values() for ip in ep.ips}
+        # Rows loaded from the store were persisted with their last_seen.
+        self._persisted_at = {mac: ep.last_seen for mac, ep in self._endpoints.items()}
+        self._own_macs = set(own_macs)
+        self._pending: dict[str, tuple[Endpoint, list[EndpointEvent]]] = {}
+        self._wakeup = trio.Event()
+        self._writer = trio.CapacityLimiter(1)
+
+    def __len__(self) -> int:
+        return len(self._endpoints)
+
+    def add_own_macs(self, macs: Iterable[str]) -> None:
+        self._own_macs.update(macs)
+
+    def endpoints(self) -> list[Endpoint]:
+        return sorted(self._endpoints.values(), key=lambda ep: ep.first_seen)
+
+    def get(self, mac: str) -> Endpoint | None:
+        return self._endpoints.get(mac)
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._pending)
+
+    def observe(self, observations: Sequence[Observation]) -> None:
+        for obs in observations:
+            if obs.mac in self._own_macs:
+                continue
+            self._observe_one(obs)
+
+    def _observe_one(self, obs: Observation) -> None:
+        current = self._endpoints.get(obs.mac)
+        learned = learn(current, obs, self._persisted_at.get(obs.mac))
+        ep = learned.endpoint
+        events = list(learned.events)
+        if obs.ip is not None and not obs.is_release:
+            previous_owner = self._ip_owner.get(obs.ip)
+            if previous_owner is not None and previous_owner != obs.mac:
+                moved, event = without_ip(self._endpoints[previous_owner], obs.ip, obs.at)
+                self._replace(moved, [event], persist=True)
+            self._ip_owner[obs.ip] = obs.mac
+        if obs.is_release and obs.ip is not None and self._ip_owner.get(obs.ip) == obs.mac:
+            del self._ip_owner[obs.ip]
+        self._replace(ep, events, persist=learned.persist)
+
+    def _replace(self, ep: Endpoint, events: list[EndpointEvent], *, persist: bool) -> None:
+        self._endpoints[ep.mac] = ep
+        for event in events:
+            log.info(
+                "endpoint " + event.kind.value,
+                extra={"mac": ep.mac, "event": event.kind.value, **event.detail},
+            )
+        if not persist:
+            return
+        previous = self._pending.get(ep.mac)
+        self._pending[ep.mac] = (ep, (previous[1] if previous else []) + events)
+        self._persisted_at[ep.mac] = ep.last_seen
+        self._wakeup.set()
+
+    async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            if not await self.flush():
+                await trio.sleep(STORE_RETRY_DELAY)
+
+    async def flush(self) -> bool:
+        """Write everything pending; on failure keep it for the next try and return False."""
+        async with self._writer:
+            if not self._pending:
+                return True
+            batch, self._pending = self._pending, {}
+            try:
+                await trio.to_thread.run_sync(self._store.save, list(batch.values()))
+            except StoreError as exc:
+                log.error("store write failed; will retry", extra={"error": str(exc)})
+                for mac, (ep, events) in batch.items():
+                    newer = self._pending.get(mac)
+                    self._pending[mac] = (newer[0], events + newer[1]) if newer else (ep, events)
+                self._wakeup.set()
+                return False
+            return True

@@ -1,0 +1,1 @@
+"""Pure decisions: the endpoint model, inventory learning, roles and (later) Host Checker."""

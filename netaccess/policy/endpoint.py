@@ -1,0 +1,149 @@
+"""The endpoint as the appliance knows it, and how one Observation changes it (pure)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from netaccess.proto.detect import Observation, ObservationSource
+
+QUARANTINE = "quarantine"
+
+# last_seen alone is persisted at most this often per endpoint: ARP chatter must not turn
+# into a database write per frame. The in-memory copy is always exact.
+LAST_SEEN_PERSIST_INTERVAL = 30.0
+
+
+class EndpointState(enum.Enum):
+    ACTIVE = "active"
+    GONE = "gone"
+
+
+class EventKind(enum.Enum):
+    DISCOVERED = "discovered"
+    IP_LEARNED = "ip-learned"
+    IP_RELEASED = "ip-released"
+    HOSTNAME_CHANGED = "hostname-changed"
+    FINGERPRINT_CHANGED = "fingerprint-changed"
+    GONE = "gone"
+    RETURNED = "returned"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    mac: str
+    first_seen: float
+    last_seen: float
+    ips: tuple[str, ...] = ()
+    hostname: str | None = None
+    vendor_class: str | None = None
+    fingerprint: str | None = None
+    role: str = QUARANTINE
+    state: EndpointState = EndpointState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEvent:
+    at: float
+    mac: str
+    kind: EventKind
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """The outcome of one observation.
+
+    persist: the endpoint changed in a way the store must keep now (anything but a small
+    last_seen advance).
+    """
+
+    endpoint: Endpoint
+    events: tuple[EndpointEvent, ...]
+    persist: bool
+
+
+def learn(current: Endpoint | None, obs: Observation, last_persisted: float | None) -> Learned:
+    """Fold one Observation into the endpoint it is about.
+
+    `last_persisted` is when this endpoint's row was last written (None if never); it lets
+    last_seen-only updates be coalesced.
+    """
+    now = obs.at
+    events: list[EndpointEvent] = []
+    if current is None:
+        ep = Endpoint(mac=obs.mac, first_seen=now, last_seen=now)
+        events.append(EndpointEvent(now, obs.mac, EventKind.DISCOVERED, {"via": obs.source.value}))
+    else:
+        ep = replace(current, last_seen=max(current.last_seen, now))
+
+    if obs.is_release:
+        if obs.ip is not None and obs.ip in ep.ips:
+            ep = replace(ep, ips=tuple(i for i in ep.ips if i != obs.ip))
+            events.append(EndpointEvent(now, obs.mac, EventKind.IP_RELEASED, {"ip": obs.ip}))
+        if ep.state is not EndpointState.GONE:
+            ep = replace(ep, state=EndpointState.GONE)
+            events.append(EndpointEvent(now, obs.mac, EventKind.GONE, {"reason": "dhcp-release"}))
+        return Learned(ep, tuple(events), True)
+
+    # Only frames the endpoint itself sent prove it is back; a server's ACK may be a reply
+    # to a stale retransmission, but it still carries a live lease, so it counts too.
+    if ep.state is EndpointState.GONE:
+        ep = replace(ep, state=EndpointState.ACTIVE)
+        events.append(EndpointEvent(now, obs.mac, EventKind.RETURNED, {"via": obs.source.value}))
+
+    if obs.ip is not None and obs.ip not in ep.ips:
+        ep = replace(ep, ips=(*ep.ips, obs.ip))
+        events.append(
+            EndpointEvent(now, obs.mac, EventKind.IP_LEARNED, {"ip": obs.ip, "via": _via(obs)})
+        )
+    if obs.hostname is not None and obs.hostname != ep.hostname:
+        events.append(
+            EndpointEvent(
+                now,
+                obs.mac,
+                EventKind.HOSTNAME_CHANGED,
+                {"old": ep.hostname or "", "new": obs.hostname},
+            )
+        )
+        ep = replace(ep, hostname=obs.hostname)
+    if obs.vendor_class is not None and obs.vendor_class != ep.vendor_class:
+        ep = replace(ep, vendor_class=obs.vendor_class)
+    if obs.fingerprint is not None and obs.fingerprint != ep.fingerprint:
+        events.append(
+            EndpointEvent(
+                now,
+                obs.mac,
+                EventKind.FINGERPRINT_CHANGED,
+                {"old": ep.fingerprint or "", "new": obs.fingerprint},
+            )
+        )
+        ep = replace(ep, fingerprint=obs.fingerprint)
+
+    changed = current is None or _fields_differ(current, ep)
+    stale = last_persisted is None or now - last_persisted >= LAST_SEEN_PERSIST_INTERVAL
+    return Learned(ep, tuple(events), changed or stale)
+
+
+def without_ip(ep: Endpoint, ip: str, at: float) -> tuple[Endpoint, EndpointEvent]:
+    """The endpoint after `ip` moved to another MAC (an IP belongs to one MAC at a time)."""
+    moved = replace(ep, ips=tuple(i for i in ep.ips if i != ip))
+    return moved, EndpointEvent(at, ep.mac, EventKind.IP_RELEASED, {"ip": ip, "reason": "moved"})
+
+
+def _via(obs: Observation) -> str:
+    if obs.source is ObservationSource.ARP:
+        return "arp"
+    assert obs.dhcp_type is not None
+    return f"dhcp-{obs.dhcp_type.name.lower()}"
+
+
+def _fields_differ(a: Endpoint, b: Endpoint) -> bool:
+    return (a.ips, a.hostname, a.vendor_class, a.fingerprint, a.role, a.state) != (
+        b.ips,
+        b.hostname,
+        b.vendor_class,
+        b.fingerprint,
+        b.role,
+        b.state,
+    )

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from netaccess.policy.endpoint import (
+    LAST_SEEN_PERSIST_INTERVAL,
+    QUARANTINE,
+    EndpointState,
+    EventKind,
+    learn,
+)
+from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
+
+MAC = "02:4e:41:00:00:01"
+
+
+def dhcp(kind: DhcpMessageType, at: float, ip: str | None = None, **kw: object) -> Observation:
+    return Observation(ObservationSource.DHCP, MAC, at, ip=ip, dhcp_type=kind, **kw)  # type: ignore[arg-type]
+
+
+def arp(at: float, ip: str | None) -> Observation:
+    return Observation(ObservationSource.ARP, MAC, at, ip=ip)
+
+
+def test_first_sighting_creates_a_quarantined_endpoint_with_a_discovered_event() -> None:
+    out = learn(None, dhcp(DhcpMessageType.DISCOVER, 100.0, hostname="ep1", fingerprint="1,3,6"), None)
+    assert out.endpoint.role == QUARANTINE
+    assert out.endpoint.first_seen == out.endpoint.last_seen == 100.0
+    assert (out.endpoint.hostname, out.endpoint.fingerprint) == ("ep1", "1,3,6")
+    assert [e.kind for e in out.events][0] is EventKind.DISCOVERED
+    assert out.persist
+
+
+def test_ack_teaches_the_ip_once() -> None:
+    first = learn(None, dhcp(DhcpMessageType.ACK, 1.0, ip="198.18.0.10", from_client=False), None)
+    again = learn(first.endpoint, dhcp(DhcpMessageType.ACK, 2.0, ip="198.18.0.10", from_client=False), 1.0)
+    assert first.endpoint.ips == ("198.18.0.10",)
+    assert EventKind.IP_LEARNED in [e.kind for e in first.events]
+    assert again.endpoint.ips == ("198.18.0.10",)
+    assert again.events == ()
+
+
+def test_release_drops_the_ip_and_marks_the_endpoint_gone_but_keeps_it() -> None:
+    leased = learn(None, dhcp(DhcpMessageType.ACK, 1.0, ip="198.18.0.10", from_client=False), None)
+    released = learn(leased.endpoint, dhcp(DhcpMessageType.RELEASE, 5.0, ip="198.18.0.10"), 1.0)
+    assert released.endpoint.state is EndpointState.GONE
+    assert released.endpoint.ips == ()
+    assert released.endpoint.first_seen == 1.0
+    assert {e.kind for e in released.events} == {EventKind.IP_RELEASED, EventKind.GONE}
+
+
+def test_a_gone_endpoint_that_speaks_again_returns() -> None:
+    gone = learn(None, dhcp(DhcpMessageType.RELEASE, 1.0, ip=None), None).endpoint
+    back = learn(gone, dhcp(DhcpMessageType.DISCOVER, 9.0), 1.0)
+    assert back.endpoint.state is EndpointState.ACTIVE
+    assert EventKind.RETURNED in [e.kind for e in back.events]
+
+
+def test_arp_chatter_updates_last_seen_without_a_write_until_the_persist_interval() -> None:
+    ep = learn(None, arp(0.0, "198.18.0.10"), None).endpoint
+    soon = learn(ep, arp(1.0, "198.18.0.10"), 0.0)
+    later = learn(soon.endpoint, arp(LAST_SEEN_PERSIST_INTERVAL, "198.18.0.10"), 0.0)
+    assert soon.endpoint.last_seen == 1.0
+    assert not soon.persist
+    assert later.persist
+
+
+def test_arp_probe_without_sender_ip_teaches_no_ip() -> None:
+    out = learn(None, arp(0.0, None), None)
+    assert out.endpoint.ips == ()
+
+
+def test_hostname_change_is_an_event_with_old_and_new() -> None:
+    ep = learn(None, dhcp(DhcpMessageType.DISCOVER, 0.0, hostname="old"), None).endpoint
+    out = learn(ep, dhcp(DhcpMessageType.REQUEST, 1.0, hostname="new"), 0.0)
+    changed = [e for e in out.events if e.kind is EventKind.HOSTNAME_CHANGED]
+    assert changed[0].detail == {"old": "old", "new": "new"}
+    assert out.endpoint.hostname == "new"
