@@ -86,8 +86,8 @@ def learn(current: Endpoint | None, obs: Observation, last_persisted: float | No
             events.append(EndpointEvent(now, obs.mac, EventKind.GONE, {"reason": "dhcp-release"}))
         return Learned(ep, tuple(events), True)
 
-    # Only frames the endpoint itself sent prove it is back; a server's ACK may be a reply
-    # to a stale retransmission, but it still carries a live lease, so it counts too.
+    # Any sighting after a release brings the endpoint back: its own frames prove it is
+    # present, and a server's ACK hands it a live lease.
     if ep.state is EndpointState.GONE:
         ep = replace(ep, state=EndpointState.ACTIVE)
         events.append(EndpointEvent(now, obs.mac, EventKind.RETURNED, {"via": obs.source.value}))

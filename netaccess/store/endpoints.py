@@ -1,0 +1,321 @@
+"""The SQLite store of the endpoint inventory: endpoints, the IPs each holds, and their events.
+
+Sits below io: no clock and no threads of its own; every timestamp comes from the models.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.store.errors import StoreError
+from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
+
+BUSY_TIMEOUT_MS = 5000
+
+_ENDPOINT_COLUMNS = "mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state"
+
+# Not INSERT OR REPLACE: REPLACE deletes the old row first, and ON DELETE CASCADE would
+# take the endpoint's addresses with it.
+_UPSERT_ENDPOINT = f"""
+    INSERT INTO endpoints ({_ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (mac) DO UPDATE SET
+        first_seen = excluded.first_seen,
+        last_seen = excluded.last_seen,
+        hostname = excluded.hostname,
+        vendor_class = excluded.vendor_class,
+        fingerprint = excluded.fingerprint,
+        role = excluded.role,
+        state = excluded.state
+"""
+
+# A conflict means another MAC holds the address: it moves, since an IP belongs to one MAC
+# at a time.
+_CLAIM_IP = """
+    INSERT INTO endpoint_ips (ip, mac, learned_at) VALUES (?, ?, ?)
+    ON CONFLICT (ip) DO UPDATE SET mac = excluded.mac, learned_at = excluded.learned_at
+"""
+
+# Errors that mean "this operation failed", as opposed to a bug in our code. A str that
+# cannot be encoded as UTF-8 (a lone surrogate) fails while binding, outside sqlite3.Error.
+_DATABASE_ERRORS = (sqlite3.Error, UnicodeEncodeError)
+
+
+class Store:
+    """The endpoint inventory on one SQLite database, in WAL mode, migrated on open.
+
+    Threads: the connection is opened with check_same_thread=False because the daemon
+    calls the store from a worker thread other than the one that opened it. The store does
+    no locking of its own: the caller must make calls one at a time (the daemon does so
+    through a single worker, e.g. a CapacityLimiter of 1).
+    """
+
+    def __init__(self, connection: sqlite3.Connection, where: str) -> None:
+        """Wrap an open, configured and migrated connection; use open() or open_memory()."""
+        self._connection = connection
+        self._where = where
+
+    @classmethod
+    def open(cls, path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
+        """Open or create the database file at `path` and bring its schema up to date.
+
+        The parent directory must exist: creating it, with the right owner and mode, is the
+        daemon's job (systemd StateDirectory=). Once the file exists, several processes
+        may open it at once; two creating the same new file at once may get "database is
+        locked" while switching it to WAL, which a single daemon never meets.
+        """
+        where = str(path)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"cannot open the store database {where}: {exc}; expected a readable and "
+                f"writable file in an existing directory"
+            ) from exc
+        return cls._prepared(connection, where, migrations, wal=True)
+
+    @classmethod
+    def open_memory(cls, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
+        """A private in-memory database (tests, dry runs); it has no WAL and dies with close()."""
+        connection = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        return cls._prepared(connection, ":memory:", migrations, wal=False)
+
+    @classmethod
+    def _prepared(
+        cls,
+        connection: sqlite3.Connection,
+        where: str,
+        migrations: Sequence[Migration],
+        *,
+        wal: bool,
+    ) -> Store:
+        try:
+            with _database_errors(f"configuring the store database {where}"):
+                _configure(connection, where, wal=wal)
+            migrate(connection, where, migrations)
+        except BaseException:
+            connection.close()
+            raise
+        return cls(connection, where)
+
+    @property
+    def schema_version(self) -> int:
+        with _database_errors(f"reading the schema version of {self._where}"):
+            return schema_version(self._connection)
+
+    def close(self) -> None:
+        """Close the database; calling it again does nothing."""
+        self._connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def load_endpoints(self) -> list[Endpoint]:
+        """Every endpoint in the inventory, oldest first, each with its addresses."""
+        with self._transaction("loading the endpoint inventory", "BEGIN") as db:
+            ips: dict[str, list[str]] = {}
+            for ip, mac in db.execute(
+                "SELECT ip, mac FROM endpoint_ips ORDER BY learned_at, ip"
+            ).fetchall():
+                ips.setdefault(mac, []).append(ip)
+            rows = db.execute(
+                f"SELECT {_ENDPOINT_COLUMNS} FROM endpoints ORDER BY first_seen, mac"
+            ).fetchall()
+        return [self._endpoint(row, ips.get(row[0], [])) for row in rows]
+
+    def get_endpoint(self, mac: str) -> Endpoint | None:
+        with self._transaction(f"loading endpoint {mac}", "BEGIN") as db:
+            row = db.execute(
+                f"SELECT {_ENDPOINT_COLUMNS} FROM endpoints WHERE mac = ?", (mac,)
+            ).fetchone()
+            ips = [
+                ip
+                for (ip,) in db.execute(
+                    "SELECT ip FROM endpoint_ips WHERE mac = ? ORDER BY learned_at, ip", (mac,)
+                )
+            ]
+        return None if row is None else self._endpoint(row, ips)
+
+    def owner_of_ip(self, ip: str) -> str | None:
+        """The MAC that holds `ip`, or None if no endpoint does."""
+        with _database_errors(f"looking up the owner of {ip} in {self._where}"):
+            row = self._connection.execute(
+                "SELECT mac FROM endpoint_ips WHERE ip = ?", (ip,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save(self, changes: Sequence[tuple[Endpoint, Sequence[EndpointEvent]]]) -> None:
+        """Write a batch of endpoints and their new events in one transaction: all or nothing.
+
+        Each endpoint's row is upserted and its addresses become exactly `endpoint.ips`; an
+        address another MAC holds moves to this one. The events are appended. Within a
+        batch later entries win: list changes in the order they were observed.
+        """
+        with self._transaction(f"saving {len(changes)} endpoint(s)", "BEGIN IMMEDIATE") as db:
+            for endpoint, events in changes:
+                db.execute(_UPSERT_ENDPOINT, _endpoint_row(endpoint))
+                self._set_ips(db, endpoint)
+                db.executemany(
+                    "INSERT INTO events (at, mac, kind, detail) VALUES (?, ?, ?, ?)",
+                    [(e.at, e.mac, e.kind.value, self._detail_json(e)) for e in events],
+                )
+
+    def events(self, mac: str | None = None, limit: int = 100) -> list[EndpointEvent]:
+        """The newest `limit` events, newest first; only `mac`'s when given."""
+        if limit < 0:
+            raise ValueError(f"limit must be 0 or more, got {limit}")
+        # id breaks ties between events stamped with the same time, in insertion order.
+        query = "SELECT id, at, mac, kind, detail FROM events"
+        params: tuple[object, ...] = (limit,)
+        if mac is not None:
+            query += " WHERE mac = ?"
+            params = (mac, limit)
+        query += " ORDER BY at DESC, id DESC LIMIT ?"
+        with _database_errors(f"reading events from {self._where}"):
+            rows = self._connection.execute(query, params).fetchall()
+        return [self._event(row) for row in rows]
+
+    @contextmanager
+    def _transaction(self, operation: str, begin: str) -> Iterator[sqlite3.Connection]:
+        """Run the block in one transaction; any failure rolls the whole of it back.
+
+        Writers use BEGIN IMMEDIATE: in WAL mode a deferred transaction that reads and then
+        writes can fail with SQLITE_BUSY at the upgrade without waiting for busy_timeout.
+        Readers use a deferred BEGIN, so several SELECTs see one snapshot.
+        """
+        db = self._connection
+        try:
+            db.execute(begin)
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            # The error that got us here is the one to report; should ROLLBACK fail too,
+            # the transaction left open makes the next BEGIN fail loudly.
+            with suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            if isinstance(exc, _DATABASE_ERRORS):
+                raise StoreError(
+                    f"{operation} in {self._where} failed and was rolled back: {exc}"
+                ) from exc
+            raise
+
+    def _set_ips(self, db: sqlite3.Connection, endpoint: Endpoint) -> None:
+        held = {
+            ip for (ip,) in db.execute("SELECT ip FROM endpoint_ips WHERE mac = ?", (endpoint.mac,))
+        }
+        wanted = dict.fromkeys(endpoint.ips)
+        db.executemany(
+            "DELETE FROM endpoint_ips WHERE ip = ?", [(ip,) for ip in held if ip not in wanted]
+        )
+        # The model keeps no time per address; last_seen is the newest observation folded
+        # into the endpoint, so it is when a new address was learned, at the latest.
+        db.executemany(
+            _CLAIM_IP, [(ip, endpoint.mac, endpoint.last_seen) for ip in wanted if ip not in held]
+        )
+
+    def _detail_json(self, event: EndpointEvent) -> str:
+        # Checked here rather than left to json.dumps, which would also take numbers and
+        # lists that could not be read back as the model's dict[str, str].
+        detail: object = event.detail
+        if not isinstance(detail, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in detail.items()
+        ):
+            raise StoreError(
+                f"event {event.kind.value} of {event.mac} has detail {detail!r}, which cannot "
+                f"be stored in {self._where}; expected a dict of str to str"
+            )
+        return json.dumps(dict(detail), sort_keys=True)
+
+    def _endpoint(self, row: tuple[Any, ...], ips: list[str]) -> Endpoint:
+        mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state = row
+        try:
+            parsed_state = EndpointState(state)
+        except ValueError:
+            raise StoreError(
+                f"endpoint {mac} in {self._where} has state {state!r}; expected one of "
+                f"{', '.join(s.value for s in EndpointState)}"
+            ) from None
+        return Endpoint(
+            mac=mac,
+            first_seen=first_seen,
+            last_seen=last_seen,
+            ips=tuple(ips),
+            hostname=hostname,
+            vendor_class=vendor_class,
+            fingerprint=fingerprint,
+            role=role,
+            state=parsed_state,
+        )
+
+    def _event(self, row: tuple[Any, ...]) -> EndpointEvent:
+        event_id, at, mac, kind, detail_json = row
+        try:
+            parsed_kind = EventKind(kind)
+        except ValueError:
+            raise StoreError(
+                f"event {event_id} in {self._where} has kind {kind!r}; expected one of "
+                f"{', '.join(k.value for k in EventKind)}"
+            ) from None
+        try:
+            detail = json.loads(detail_json)
+        except (TypeError, ValueError):
+            detail = None
+        if not isinstance(detail, dict) or not all(isinstance(v, str) for v in detail.values()):
+            raise StoreError(
+                f"event {event_id} in {self._where} has detail {detail_json!r}; expected a "
+                f"JSON object of strings"
+            )
+        return EndpointEvent(at=at, mac=mac, kind=parsed_kind, detail=detail)
+
+
+def _configure(connection: sqlite3.Connection, where: str, *, wal: bool) -> None:
+    # First, so the statements below wait for another process's lock rather than fail at once.
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+    if wal:
+        # WAL lets readers (a backup, say) run beside the writer; a commit is one append.
+        (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"the store database {where} is in journal mode {mode!r} after asking for "
+                f"WAL; expected 'wal' (WAL needs a local filesystem with shared memory)"
+            )
+    # With WAL, NORMAL cannot corrupt the database; a power cut may only lose the last
+    # commits, which the next observations of the same endpoints rebuild.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+
+
+@contextmanager
+def _database_errors(operation: str) -> Iterator[None]:
+    try:
+        yield
+    except _DATABASE_ERRORS as exc:
+        raise StoreError(f"{operation} failed: {exc}") from exc
+
+
+def _endpoint_row(ep: Endpoint) -> tuple[object, ...]:
+    return (
+        ep.mac,
+        ep.first_seen,
+        ep.last_seen,
+        ep.hostname,
+        ep.vendor_class,
+        ep.fingerprint,
+        ep.role,
+        ep.state.value,
+    )

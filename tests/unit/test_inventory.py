@@ -1,0 +1,69 @@
+"""The daemon's live inventory over a real SQLite store in a temp dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from netaccess.io.inventory import Inventory
+from netaccess.policy.endpoint import EndpointState
+from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
+from netaccess.store import Store
+
+A = "02:4e:41:00:00:01"
+B = "02:4e:41:00:00:02"
+
+
+def ack(mac: str, ip: str, at: float) -> Observation:
+    return Observation(ObservationSource.DHCP, mac, at, ip=ip, dhcp_type=DhcpMessageType.ACK, from_client=False)
+
+
+def arp(mac: str, ip: str, at: float) -> Observation:
+    return Observation(ObservationSource.ARP, mac, at, ip=ip)
+
+
+async def test_observations_reach_the_store_on_flush(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([ack(A, "198.18.0.10", 1.0)])
+        assert inv.get(A) is not None
+        assert await inv.flush()
+        saved = store.get_endpoint(A)
+        assert saved is not None and saved.ips == ("198.18.0.10",)
+
+
+async def test_an_ip_that_moves_to_another_mac_leaves_its_old_owner(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([ack(A, "198.18.0.10", 1.0), arp(B, "198.18.0.10", 2.0)])
+        await inv.flush()
+        assert inv.get(A).ips == ()  # type: ignore[union-attr]
+        assert inv.get(B).ips == ("198.18.0.10",)  # type: ignore[union-attr]
+        assert store.owner_of_ip("198.18.0.10") == B
+
+
+async def test_the_appliances_own_macs_are_not_endpoints(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [], own_macs=[A])
+        inv.observe([arp(A, "198.18.0.1", 1.0)])
+        assert len(inv) == 0
+
+
+async def test_many_frames_for_one_mac_are_one_pending_write(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([arp(A, f"198.18.0.{i}", float(i)) for i in range(10, 60)])
+        assert inv.pending_writes == 1
+        await inv.flush()
+        assert len(store.get_endpoint(A).ips) == 50  # type: ignore[union-attr]
+
+
+async def test_a_reloaded_inventory_has_what_was_flushed(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([ack(A, "198.18.0.10", 1.0)])
+        inv.observe([Observation(ObservationSource.DHCP, A, 2.0, ip="198.18.0.10", dhcp_type=DhcpMessageType.RELEASE)])
+        await inv.flush()
+    with Store.open(tmp_path / "db") as store:
+        again = Inventory(store, store.load_endpoints())
+        ep = again.get(A)
+        assert ep is not None and ep.state is EndpointState.GONE and ep.ips == ()

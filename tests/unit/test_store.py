@@ -1,0 +1,235 @@
+"""The endpoint inventory store: what it keeps, how batches commit, and how it fails."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.store import Store, StoreError
+
+MAC_A = "02:00:00:00:00:0a"
+MAC_B = "02:00:00:00:00:0b"
+
+
+def endpoint(mac: str = MAC_A, *ips: str, at: float = 1000.0) -> Endpoint:
+    return Endpoint(mac=mac, first_seen=at, last_seen=at, ips=ips)
+
+
+def event(at: float, mac: str = MAC_A, kind: EventKind = EventKind.IP_LEARNED) -> EndpointEvent:
+    return EndpointEvent(at, mac, kind, {"ip": "10.0.0.5", "via": "arp"})
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store.open_memory() as s:
+        yield s
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "netaccess.db"
+
+
+def execute(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Run `sql` on a connection of its own, as another process reading the file would."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_endpoint_round_trips_with_ips_hostname_fingerprint_and_state(store: Store) -> None:
+    ep = Endpoint(
+        mac=MAC_A,
+        first_seen=100.5,
+        last_seen=200.25,
+        ips=("10.0.0.5", "10.0.0.7"),
+        hostname="laptop-ü",
+        vendor_class="MSFT 5.0",
+        fingerprint="1,3,6,15,119,252",
+        role="staff",
+        state=EndpointState.GONE,
+    )
+    store.save([(ep, ())])
+    assert store.get_endpoint(MAC_A) == ep
+
+
+def test_unknown_endpoint_is_none(store: Store) -> None:
+    assert store.get_endpoint(MAC_A) is None
+
+
+def test_load_endpoints_returns_every_endpoint_with_its_ips(store: Store) -> None:
+    a = endpoint(MAC_A, "10.0.0.5", at=1.0)
+    b = endpoint(MAC_B, "10.0.0.6", "10.0.0.8", at=2.0)
+    store.save([(a, ()), (b, ())])
+    assert store.load_endpoints() == [a, b]
+
+
+def test_ips_load_in_the_order_they_were_learned(store: Store) -> None:
+    first = endpoint(MAC_A, "10.0.0.9", at=1.0)
+    store.save([(first, ())])
+    later = Endpoint(MAC_A, 1.0, 2.0, ips=("10.0.0.9", "10.0.0.10"))
+    store.save([(later, ())])
+    assert store.get_endpoint(MAC_A) == later
+
+
+def test_saving_an_endpoint_again_updates_its_row(store: Store) -> None:
+    store.save([(replace(endpoint(), hostname="old"), ())])
+    store.save([(replace(endpoint(), hostname="new", role="staff"), ())])
+    saved = store.get_endpoint(MAC_A)
+    assert saved is not None
+    assert (saved.hostname, saved.role) == ("new", "staff")
+
+
+def test_saved_ips_become_exactly_the_endpoints_ips(store: Store) -> None:
+    store.save([(endpoint(MAC_A, "10.0.0.5", "10.0.0.6"), ())])
+    store.save([(endpoint(MAC_A, "10.0.0.6", "10.0.0.7"), ())])
+    assert [store.owner_of_ip(ip) for ip in ("10.0.0.5", "10.0.0.6", "10.0.0.7")] == [
+        None,
+        MAC_A,
+        MAC_A,
+    ]
+
+
+def test_ip_moves_to_the_mac_that_claims_it(store: Store) -> None:
+    store.save([(endpoint(MAC_A, "10.0.0.5"), ())])
+    store.save([(endpoint(MAC_B, "10.0.0.5"), ())])
+    assert store.owner_of_ip("10.0.0.5") == MAC_B
+
+
+def test_ip_that_moved_is_gone_from_the_previous_owner(store: Store) -> None:
+    store.save([(endpoint(MAC_A, "10.0.0.5", "10.0.0.6"), ())])
+    store.save([(endpoint(MAC_B, "10.0.0.5"), ())])
+    previous = store.get_endpoint(MAC_A)
+    assert previous is not None
+    assert previous.ips == ("10.0.0.6",)
+
+
+def test_owner_of_unknown_ip_is_none(store: Store) -> None:
+    assert store.owner_of_ip("10.0.0.5") is None
+
+
+def test_batch_with_unserialisable_event_detail_writes_nothing(store: Store) -> None:
+    bad = EndpointEvent(2.0, MAC_B, EventKind.DISCOVERED, {"via": object()})  # type: ignore[dict-item]
+    with pytest.raises(StoreError, match="expected a dict of str to str"):
+        store.save(
+            [
+                (endpoint(MAC_A, "10.0.0.5"), [event(1.0)]),
+                (endpoint(MAC_B, "10.0.0.6"), [bad]),
+            ]
+        )
+    assert (store.load_endpoints(), store.events(), store.owner_of_ip("10.0.0.5")) == ([], [], None)
+
+
+def test_batch_failing_in_sqlite_midway_writes_nothing(path: Path) -> None:
+    with Store.open(path) as store:
+        execute(
+            path,
+            f"CREATE TRIGGER fail_b BEFORE INSERT ON events WHEN NEW.mac = '{MAC_B}' "
+            "BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        batch = [
+            (endpoint(MAC_A, "10.0.0.5"), [event(1.0)]),
+            (endpoint(MAC_B), [event(2.0, MAC_B)]),
+        ]
+        with pytest.raises(StoreError, match="injected failure"):
+            store.save(batch)
+        assert (store.load_endpoints(), store.events()) == ([], [])
+
+
+def test_hostname_that_is_not_encodable_as_utf8_raises_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="saving 1 endpoint"):
+        store.save([(replace(endpoint(), hostname="\udcff"), ())])
+
+
+def test_store_is_usable_after_a_failed_batch(store: Store) -> None:
+    with pytest.raises(StoreError):
+        store.save([(replace(endpoint(), hostname="\udcff"), ())])
+    store.save([(endpoint(), ())])
+    assert store.get_endpoint(MAC_A) == endpoint()
+
+
+def test_data_survives_close_and_reopen(path: Path) -> None:
+    ep = replace(endpoint(MAC_A, "10.0.0.5"), hostname="laptop")
+    with Store.open(path) as store:
+        store.save([(ep, [event(1.0)])])
+    with Store.open(path) as store:
+        assert (store.load_endpoints(), store.events()) == ([ep], [event(1.0)])
+
+
+def test_file_database_is_in_wal_mode(path: Path) -> None:
+    Store.open(path).close()
+    assert execute(path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_opening_in_a_missing_directory_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=re.escape(str(Path("missing", "netaccess.db")))):
+        Store.open(tmp_path / "missing" / "netaccess.db")
+
+
+def test_opening_a_file_that_is_not_a_database_raises_store_error(path: Path) -> None:
+    path.write_bytes(b"this is not an sqlite database, just text " * 100)
+    with pytest.raises(StoreError, match=re.escape(str(path))):
+        Store.open(path)
+
+
+def test_updating_an_event_is_refused(path: Path) -> None:
+    with Store.open(path) as store:
+        store.save([(endpoint(), [event(1.0)])])
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        execute(path, "UPDATE events SET kind = 'gone'")
+
+
+def test_deleting_an_event_is_refused(path: Path) -> None:
+    with Store.open(path) as store:
+        store.save([(endpoint(), [event(1.0)])])
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        execute(path, "DELETE FROM events")
+
+
+def test_events_come_newest_first(store: Store) -> None:
+    store.save([(endpoint(), [event(1.0), event(3.0)]), (endpoint(MAC_B), [event(2.0, MAC_B)])])
+    assert [e.at for e in store.events()] == [3.0, 2.0, 1.0]
+
+
+def test_events_with_the_same_time_come_last_written_first(store: Store) -> None:
+    first = EndpointEvent(1.0, MAC_A, EventKind.DISCOVERED, {"via": "dhcp"})
+    second = EndpointEvent(1.0, MAC_A, EventKind.IP_LEARNED, {"ip": "10.0.0.5"})
+    store.save([(endpoint(), [first, second])])
+    assert store.events() == [second, first]
+
+
+def test_events_filtered_by_mac_are_only_that_macs(store: Store) -> None:
+    store.save([(endpoint(), [event(1.0), event(3.0)]), (endpoint(MAC_B), [event(2.0, MAC_B)])])
+    assert store.events(MAC_A) == [event(3.0), event(1.0)]
+
+
+def test_events_are_limited_to_the_newest(store: Store) -> None:
+    store.save([(endpoint(), [event(float(t)) for t in range(10)])])
+    assert [e.at for e in store.events(limit=3)] == [9.0, 8.0, 7.0]
+
+
+def test_negative_event_limit_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        store.events(limit=-1)
+
+
+def test_stored_event_of_unknown_kind_raises_store_error_naming_it(path: Path) -> None:
+    Store.open(path).close()
+    execute(
+        path,
+        f"INSERT INTO events (at, mac, kind, detail) VALUES (1.0, '{MAC_A}', 'teleported', '{{}}')",
+    )
+    with Store.open(path) as store, pytest.raises(StoreError, match="'teleported'"):
+        store.events()
+
+
+def test_closed_store_raises_store_error(store: Store) -> None:
+    store.close()
+    with pytest.raises(StoreError):
+        store.load_endpoints()
