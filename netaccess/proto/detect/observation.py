@@ -47,8 +47,9 @@ class Observation:
     ip: an IPv4 address in dotted form proven to belong to `mac`, or None. Set only by DHCP ACK
         (yiaddr, or ciaddr when yiaddr is 0), by DHCP RELEASE (ciaddr, the address given up),
         and by ARP with a non-zero sender protocol address.
-    hostname: DHCP option 12, decoded as UTF-8 with replacement, or None.
-    vendor_class: DHCP option 60, same decoding, or None.
+    hostname: DHCP option 12, trailing NULs stripped, decoded as UTF-8 with replacement and
+        capped at 255 characters, or None.
+    vendor_class: DHCP option 60, same decoding, only from client-sent messages, or None.
     fingerprint: DHCP option 55 as a comma-joined list of decimal option codes, e.g.
         "1,3,6,15,119,252"; only from client-sent messages; None otherwise.
     dhcp_type: option 53 for DHCP frames, None for ARP.
