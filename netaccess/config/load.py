@@ -1,0 +1,421 @@
+"""Loads TOML config text into the frozen model, collecting every issue with its file, key and line.
+
+A new section is one function over a TableReader; the reader does the types, ranges and typos.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import os
+import pathlib
+import re
+from collections.abc import Mapping
+from importlib import resources
+from typing import Final, TypeVar
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found]
+
+from netaccess.config.errors import (
+    ConfigError,
+    ConfigIssue,
+    KeyPath,
+    format_key_path,
+    toml_repr,
+    toml_string,
+)
+from netaccess.config.locate import LineIndex
+from netaccess.config.model import (
+    ApplianceConfig,
+    DaemonConfig,
+    DetectionConfig,
+    InterfacesConfig,
+)
+
+DEFAULT_SOURCE: Final = "<embedded default>"
+DEFAULT_CONFIG_TEXT: Final = (
+    resources.files("netaccess.config").joinpath("default.toml").read_text(encoding="utf-8")
+)
+
+# Far above any real config; it keeps a wrong path (a disk image, /dev/zero) from eating memory.
+_MAX_FILE_BYTES = 4 * 1024 * 1024
+_SYNTAX_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)\s*$")
+_GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
+_ABSENT: Final = object()
+
+_E = TypeVar("_E", bound=enum.Enum)
+_T = TypeVar("_T")
+
+
+def load_config_text(text: str, source: str) -> ApplianceConfig:
+    """Validates a whole config; raises ConfigError listing every issue, in file order."""
+    issues = _IssueLog(source, text)
+    root = TableReader(_parse_toml(text, source), (), issues)
+    config = ApplianceConfig(
+        daemon=_daemon(root.subtable("daemon")),
+        interfaces=_interfaces(root.subtable("interfaces")),
+        detection=_detection(root.subtable("detection")),
+        source=source,
+    )
+    root.finish()
+    issues.raise_if_any()
+    return config
+
+
+def load_config_file(path: pathlib.Path | str) -> ApplianceConfig:
+    """Reads and validates a config file; messages name the file as `path` was given."""
+    source = os.fspath(path)
+    try:
+        with open(path, "rb") as file:
+            data = file.read(_MAX_FILE_BYTES + 1)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            [ConfigIssue(source, None, "", f"cannot read config file: {reason}")]
+        ) from exc
+    if len(data) > _MAX_FILE_BYTES:
+        message = f"config file is larger than {_MAX_FILE_BYTES // (1024 * 1024)} MiB"
+        raise ConfigError([ConfigIssue(source, None, "", message)])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = (
+            f"not valid UTF-8: byte 0x{data[exc.start]:02x} at column {exc.start - line_start + 1}"
+        )
+        raise ConfigError([ConfigIssue(source, line, "", message)]) from exc
+    return load_config_text(text, source)
+
+
+@functools.cache
+def default_config() -> ApplianceConfig:
+    """The embedded default.toml, loaded (and so checked) once."""
+    return load_config_text(DEFAULT_CONFIG_TEXT, DEFAULT_SOURCE)
+
+
+# -- sections ----------------------------------------------------------------------------------
+
+
+def _daemon(table: TableReader) -> DaemonConfig:
+    default = DaemonConfig()
+    return DaemonConfig(
+        state_dir=table.path("state_dir", default.state_dir),
+        control_socket=table.path("control_socket", default.control_socket),
+        admin_group=table.string(
+            "admin_group",
+            default.admin_group,
+            pattern=_GROUP_NAME,
+            expected="a group name (letters, digits, _ and -, at most 32)",
+        ),
+        log_level=table.enum("log_level", default.log_level),
+        shutdown_grace=table.number(
+            "shutdown_grace",
+            default.shutdown_grace,
+            min=0,
+            min_exclusive=True,
+            max=300,
+            unit="seconds",
+        ),
+        watchdog=table.boolean("watchdog", default.watchdog),
+    )
+
+
+def _interfaces(table: TableReader) -> InterfacesConfig:
+    default = InterfacesConfig()
+    access = table.ifname_list("access", default.access, allow_empty=False)
+    upstream = table.ifname_list(
+        "upstream", default.upstream, allow_empty=True, disjoint_from=("access", access)
+    )
+    return InterfacesConfig(access=access, upstream=upstream)
+
+
+def _detection(table: TableReader) -> DetectionConfig:
+    default = DetectionConfig()
+    return DetectionConfig(
+        enabled=table.boolean("enabled", default.enabled),
+        malformed_log_interval=table.number(
+            "malformed_log_interval",
+            default.malformed_log_interval,
+            min=0,
+            min_exclusive=True,
+            unit="seconds",
+        ),
+        receive_buffer=table.integer(
+            "receive_buffer",
+            default.receive_buffer,
+            min=64 * 1024,
+            max=256 * 1024 * 1024,
+            unit="bytes",
+        ),
+    )
+
+
+# -- machinery ---------------------------------------------------------------------------------
+
+
+def _parse_toml(text: str, source: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(text)
+    except ValueError as exc:
+        # TOMLDecodeError is a ValueError; so is an integer literal longer than Python converts.
+        message = str(exc)
+        position = _SYNTAX_POSITION.search(message)
+        line = None
+        if position:
+            message = message[: position.start()]
+            line = int(position[1]) if position[1] else text.count("\n") + 1 - text.endswith("\n")
+        issue = ConfigIssue(source, line, "", f"TOML syntax error: {message}")
+        raise ConfigError([issue]) from exc
+    except RecursionError as exc:
+        issue = ConfigIssue(source, None, "", "TOML syntax error: values nested too deeply")
+        raise ConfigError([issue]) from exc
+
+
+class _IssueLog:
+    """The issues found in one text; lines are looked up only once something is wrong."""
+
+    def __init__(self, source: str, text: str) -> None:
+        self._source = source
+        self._text = text
+        self._lines: LineIndex | None = None
+        self._issues: list[ConfigIssue] = []
+
+    def add(self, path: KeyPath, message: str) -> None:
+        if self._lines is None:
+            self._lines = LineIndex(self._text)
+        line = self._lines.line_of(path)
+        self._issues.append(ConfigIssue(self._source, line, format_key_path(path), message))
+
+    def raise_if_any(self) -> None:
+        if self._issues:
+            raise ConfigError(sorted(self._issues, key=lambda i: (i.line is None, i.line or 0)))
+
+
+class TableReader:
+    """Typed reads from one TOML table; a bad value is recorded as an issue and the default is
+    returned so reading goes on. Keys never asked for are reported by finish() as typos."""
+
+    def __init__(self, data: Mapping[str, object], path: KeyPath, issues: _IssueLog) -> None:
+        self.key_path = path
+        self._data = data
+        self._issues = issues
+        self._known: set[str] = set()
+        self._children: list[TableReader] = []
+
+    def issue(self, where: str | KeyPath, message: str) -> None:
+        """Records a problem at a key of this table (or a deeper path, e.g. ("access", 2))."""
+        self._issues.add(
+            (*self.key_path, *((where,) if isinstance(where, str) else where)), message
+        )
+
+    def string(
+        self,
+        key: str,
+        default: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        expected: str = "a string",
+    ) -> str:
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if isinstance(value, str) and (pattern is None or pattern.fullmatch(value)):
+            return value
+        return self._wrong(key, expected, value, default)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if isinstance(value, bool):
+            return value
+        return self._wrong(key, "true or false", value, default)
+
+    def number(
+        self,
+        key: str,
+        default: float,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        min_exclusive: bool = False,
+        unit: str = "",
+    ) -> float:
+        """An int or float from TOML, as a finite float within the bounds."""
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and _within(value, min, max, min_exclusive)
+        ):
+            return float(value)
+        noun = f"a number of {unit}" if unit else "a number"
+        return self._wrong(key, _describe(noun, min, max, min_exclusive), value, default)
+
+    def integer(
+        self,
+        key: str,
+        default: int,
+        *,
+        min: int | None = None,
+        max: int | None = None,
+        unit: str = "",
+    ) -> int:
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and _within(value, min, max, False)
+        ):
+            return value
+        noun = f"an integer number of {unit}" if unit else "an integer"
+        return self._wrong(key, _describe(noun, min, max, False), value, default)
+
+    def path(self, key: str, default: pathlib.Path) -> pathlib.Path:
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if isinstance(value, str) and value.startswith("/") and "\0" not in value:
+            return pathlib.Path(value)
+        return self._wrong(key, "an absolute path", value, default)
+
+    def enum(self, key: str, default: _E) -> _E:
+        """A string naming one member (by value) of the default's enum."""
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        for member in type(default):
+            if member.value == value:
+                return member
+        choices = ", ".join(toml_string(str(member.value)) for member in type(default))
+        return self._wrong(key, f"one of {choices}", value, default)
+
+    def ifname_list(
+        self,
+        key: str,
+        default: tuple[str, ...],
+        *,
+        allow_empty: bool,
+        disjoint_from: tuple[str, tuple[str, ...]] | None = None,
+    ) -> tuple[str, ...]:
+        """Linux interface names, no duplicates, none also in `disjoint_from` (key, names)."""
+        value = self._get(key)
+        if value is _ABSENT:
+            return default
+        if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+            return self._wrong(key, "a list of interface names", value, ())
+        if not value and not allow_empty:
+            return self._wrong(key, "at least one interface name", value, ())
+        names: list[str] = []
+        for index, name in enumerate(value):
+            problem = _ifname_problem(name)
+            if problem:
+                self.issue((key, index), f"invalid interface name {toml_string(name)}: {problem}")
+            elif name in names:
+                self.issue((key, index), f"interface {toml_string(name)} is listed twice")
+            elif disjoint_from and name in disjoint_from[1]:
+                other = disjoint_from[0]
+                self.issue(
+                    (key, index), f"interface {toml_string(name)} is in both {other} and {key}"
+                )
+            else:
+                names.append(name)
+        return tuple(names)
+
+    def subtable(self, key: str) -> TableReader:
+        """The table at `key`; an empty one if absent (so every key takes its default)."""
+        value = self._get(key)
+        data: Mapping[str, object] = {}
+        if isinstance(value, dict):
+            data = value
+        elif value is not _ABSENT:
+            self._wrong(key, "a table", value, None)
+        return self._child(data, (*self.key_path, key))
+
+    def array_of_tables(self, key: str) -> list[TableReader]:
+        """The tables of `[[key]]` (or `key = [{...}, ...]`); none if absent."""
+        value = self._get(key)
+        if value is _ABSENT:
+            return []
+        if not isinstance(value, list):
+            return self._wrong(key, "an array of tables", value, [])
+        tables = []
+        for index, item in enumerate(value):
+            if isinstance(item, dict):
+                tables.append(self._child(item, (*self.key_path, key, index)))
+            else:
+                self.issue((key, index), f"expected a table, got {toml_repr(item)}")
+        return tables
+
+    def finish(self) -> None:
+        """Reports every key nobody asked for, here and in all tables read through this one."""
+        known = ", ".join(sorted(self._known)) or "none"
+        for key, value in self._data.items():
+            if key not in self._known:
+                is_table = isinstance(value, dict) or (
+                    isinstance(value, list)
+                    and bool(value)
+                    and all(isinstance(v, dict) for v in value)
+                )
+                self.issue(key, f"unknown {'table' if is_table else 'key'} (known: {known})")
+        for child in self._children:
+            child.finish()
+
+    def _get(self, key: str) -> object:
+        self._known.add(key)
+        return self._data.get(key, _ABSENT)
+
+    def _child(self, data: Mapping[str, object], path: KeyPath) -> TableReader:
+        child = TableReader(data, path, self._issues)
+        self._children.append(child)
+        return child
+
+    def _wrong(self, key: str, expected: str, value: object, fallback: _T) -> _T:
+        self.issue(key, f"expected {expected}, got {toml_repr(value)}")
+        return fallback
+
+
+def _within(value: float, low: float | None, high: float | None, low_exclusive: bool) -> bool:
+    if low is not None and (value <= low if low_exclusive else value < low):
+        return False
+    return high is None or value <= high
+
+
+def _describe(noun: str, low: float | None, high: float | None, low_exclusive: bool) -> str:
+    """'a number of seconds > 0 and <= 300', 'an integer number of bytes between 1 and 9'."""
+    if low is not None and high is not None and not low_exclusive:
+        return f"{noun} between {_number(low)} and {_number(high)}"
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_exclusive else '>='} {_number(low)}")
+    if high is not None:
+        bounds.append(f"<= {_number(high)}")
+    return " ".join([noun, " and ".join(bounds)]) if bounds else noun
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _ifname_problem(name: str) -> str | None:
+    """Why the kernel would refuse `name` as an interface name (dev_valid_name), or None."""
+    if not 1 <= len(name.encode("utf-8", "surrogatepass")) <= 15:
+        return "must be 1 to 15 bytes long"
+    if name in (".", ".."):
+        return 'must not be "." or ".."'
+    for ch, what in (("/", '"/"'), (":", '":"'), ("\0", "NUL")):
+        if ch in name:
+            return f"must not contain {what}"
+    if any(ch.isspace() for ch in name):
+        return "must not contain whitespace"
+    return None
