@@ -21,6 +21,7 @@ log = logging.getLogger("netaccess.capture")
 
 ETH_P_ALL = 0x0003
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; Python does not export it
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
 FRAME_MAX = 65536
@@ -65,11 +66,11 @@ def open_capture_socket(ifname: str, receive_buffer: int) -> socket.socket:
         fprog = struct.pack("@HP", len(CAPTURE_FILTER), ctypes.addressof(program))
         sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, receive_buffer)
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
         except PermissionError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         try:
-            sock.bind((ifname, socket.htons(ETH_P_ALL)))
+            sock.bind((ifname, ETH_P_ALL))  # CPython applies htons itself
         except OSError as exc:
             if exc.errno == errno.ENODEV:
                 raise CaptureError(f"access interface {ifname!r} does not exist") from None

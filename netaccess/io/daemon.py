@@ -27,6 +27,7 @@ from netaccess.store import Store, StoreError
 log = logging.getLogger("netaccess.daemon")
 
 DATABASE_NAME = "netaccess.db"
+EXIT_CRASHED = 70  # EX_SOFTWARE
 
 
 class StartupError(Exception):
@@ -180,10 +181,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     jsonlog.setup(config.daemon.log_level.value)
     failures: list[BaseException] = []
+    crashed = False
     try:
         trio.run(run, config)
     except* (StartupError, ControlSocketError) as group:
         failures = _leaves(group)
+    except* Exception as group:
+        for exc in _leaves(group):
+            log.critical("crashed", exc_info=exc)
+        crashed = True
+    if crashed:
+        return EXIT_CRASHED
     for exc in failures:
         log.error("cannot start: %s", exc)
     return 1 if failures else 0

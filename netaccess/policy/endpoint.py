@@ -97,27 +97,27 @@ def learn(current: Endpoint | None, obs: Observation, last_persisted: float | No
         events.append(
             EndpointEvent(now, obs.mac, EventKind.IP_LEARNED, {"ip": obs.ip, "via": _via(obs)})
         )
+    # First values are part of discovery; only replacing a known value is news.
     if obs.hostname is not None and obs.hostname != ep.hostname:
-        events.append(
-            EndpointEvent(
-                now,
-                obs.mac,
-                EventKind.HOSTNAME_CHANGED,
-                {"old": ep.hostname or "", "new": obs.hostname},
+        if ep.hostname is not None:
+            events.append(
+                EndpointEvent(
+                    now, obs.mac, EventKind.HOSTNAME_CHANGED, {"old": ep.hostname, "new": obs.hostname}
+                )
             )
-        )
         ep = replace(ep, hostname=obs.hostname)
     if obs.vendor_class is not None and obs.vendor_class != ep.vendor_class:
         ep = replace(ep, vendor_class=obs.vendor_class)
     if obs.fingerprint is not None and obs.fingerprint != ep.fingerprint:
-        events.append(
-            EndpointEvent(
-                now,
-                obs.mac,
-                EventKind.FINGERPRINT_CHANGED,
-                {"old": ep.fingerprint or "", "new": obs.fingerprint},
+        if ep.fingerprint is not None:
+            events.append(
+                EndpointEvent(
+                    now,
+                    obs.mac,
+                    EventKind.FINGERPRINT_CHANGED,
+                    {"old": ep.fingerprint, "new": obs.fingerprint},
+                )
             )
-        )
         ep = replace(ep, fingerprint=obs.fingerprint)
 
     changed = current is None or _fields_differ(current, ep)

@@ -74,3 +74,8 @@ def test_hostname_change_is_an_event_with_old_and_new() -> None:
     changed = [e for e in out.events if e.kind is EventKind.HOSTNAME_CHANGED]
     assert changed[0].detail == {"old": "old", "new": "new"}
     assert out.endpoint.hostname == "new"
+
+
+def test_first_hostname_and_fingerprint_are_part_of_discovery_not_change_events() -> None:
+    out = learn(None, dhcp(DhcpMessageType.DISCOVER, 0.0, hostname="ep1", fingerprint="1,3"), None)
+    assert [e.kind for e in out.events] == [EventKind.DISCOVERED]
