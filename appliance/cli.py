@@ -41,7 +41,9 @@ def emit_json(value: Any) -> None:
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     return "\n".join(lines)
 
 
@@ -74,7 +76,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"store      {st['store']['path']} (schema v{st['store']['schema_version']})")
     click.echo(f"endpoints  {st['endpoints']}")
     rows = [
-        [i["name"], str(i["frames"]), str(i["observations"]), str(i["malformed"]), str(i["kernel_drops"])]
+        [
+            i["name"],
+            str(i["frames"]),
+            str(i["observations"]),
+            str(i["malformed"]),
+            str(i["kernel_drops"]),
+        ]
         for i in st["interfaces"]
     ]
     click.echo(render_table(["INTERFACE", "FRAMES", "OBSERVATIONS", "MALFORMED", "DROPPED"], rows))
@@ -106,7 +114,9 @@ def endpoints_list(ctx: click.Context, as_json: bool) -> None:
         ]
         for e in eps
     ]
-    click.echo(render_table(["MAC", "IPS", "HOSTNAME", "ROLE", "STATE", "LAST SEEN", "FINGERPRINT"], rows))
+    click.echo(
+        render_table(["MAC", "IPS", "HOSTNAME", "ROLE", "STATE", "LAST SEEN", "FINGERPRINT"], rows)
+    )
 
 
 @endpoints.command("show")
@@ -123,7 +133,17 @@ def endpoints_show(ctx: click.Context, mac: str, as_json: bool) -> None:
     if as_json:
         emit_json(ep)
         return
-    for key in ("mac", "ips", "hostname", "vendor_class", "fingerprint", "role", "state", "first_seen", "last_seen"):
+    for key in (
+        "mac",
+        "ips",
+        "hostname",
+        "vendor_class",
+        "fingerprint",
+        "role",
+        "state",
+        "first_seen",
+        "last_seen",
+    ):
         value = ep[key]
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key:<13} {shown if shown not in (None, '') else '-'}")

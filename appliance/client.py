@@ -44,9 +44,13 @@ class ControlClient:
                 sock.sendall(encode(request))
                 line = self._read_line(sock)
             except TimeoutError:
-                raise DaemonUnreachable(f"netaccessd at {self.path} did not answer in {self.timeout:g} s") from None
+                raise DaemonUnreachable(
+                    f"netaccessd at {self.path} did not answer in {self.timeout:g} s"
+                ) from None
             except OSError as exc:
-                raise DaemonUnreachable(f"connection to netaccessd at {self.path} failed: {exc}") from None
+                raise DaemonUnreachable(
+                    f"connection to netaccessd at {self.path} failed: {exc}"
+                ) from None
         finally:
             sock.close()
         try:

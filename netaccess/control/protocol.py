@@ -1,7 +1,8 @@
 """Framing and message shapes of the control protocol: one JSON object per line, both ways.
 
 A request is {"id": N, "op": "endpoints.list", "args": {...}}; a response is
-{"id": N, "ok": true, "result": ...} or {"id": N, "ok": false, "error": {"code": ..., "message": ...}}.
+{"id": N, "ok": true, "result": ...} or
+{"id": N, "ok": false, "error": {"code": ..., "message": ...}}.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ def decode_request(line: bytes) -> Request:
     if not isinstance(args, dict):
         raise ControlError(ErrorCode.BAD_REQUEST, "request args must be an object")
     if op not in OPS:
-        raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {op!r} (known: {', '.join(sorted(OPS))})")
+        raise ControlError(
+            ErrorCode.UNKNOWN_OP, f"unknown op {op!r} (known: {', '.join(sorted(OPS))})"
+        )
     return Request(rid, op, args)
 
 

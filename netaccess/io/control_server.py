@@ -161,7 +161,9 @@ class ControlServer:
             if self._policy.allows(peer):
                 await self._converse(stream)
             else:
-                log.warning("control peer refused", extra={"peer_uid": peer.uid, "peer_pid": peer.pid})
+                log.warning(
+                    "control peer refused", extra={"peer_uid": peer.uid, "peer_pid": peer.pid}
+                )
                 refusal = Response.failure(
                     0,
                     ErrorCode.FORBIDDEN,
@@ -202,4 +204,6 @@ class ControlServer:
             return Response.failure(request.id, exc.code, exc.message)
         except Exception:
             log.exception("control request failed", extra={"op": request.op})
-            return Response.failure(request.id, ErrorCode.INTERNAL, "internal error; see the daemon log")
+            return Response.failure(
+                request.id, ErrorCode.INTERNAL, "internal error; see the daemon log"
+            )

@@ -48,7 +48,9 @@ class Appliance:
         if request.op == "status":
             return Response.success(request.id, self.status())
         if request.op == "endpoints.list":
-            return Response.success(request.id, [endpoint_view(ep) for ep in self.inventory.endpoints()])
+            return Response.success(
+                request.id, [endpoint_view(ep) for ep in self.inventory.endpoints()]
+            )
         if request.op == "endpoints.show":
             return Response.success(request.id, self.show(request.args.get("mac")))
         raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
@@ -104,7 +106,11 @@ async def run(config: ApplianceConfig) -> None:
         appliance = Appliance(config, store, inventory)
         log.info(
             "starting",
-            extra={"version": netaccess.__version__, "config": config.source, "endpoints": len(inventory)},
+            extra={
+                "version": netaccess.__version__,
+                "config": config.source,
+                "endpoints": len(inventory),
+            },
         )
         await _supervise(config, appliance)
     finally:
@@ -133,7 +139,9 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                         for ifname in config.interfaces.access:
                             await services.start(_start_capture, config, appliance, ifname)
                     control = ControlServer(
-                        config.daemon.control_socket, PeerPolicy(config.daemon.admin_group), appliance.handle
+                        config.daemon.control_socket,
+                        PeerPolicy(config.daemon.admin_group),
+                        appliance.handle,
                     )
                     await services.start(control.run)
                     # Every listener is bound: only now may systemd (or the lab) send traffic.
@@ -148,7 +156,10 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
         while inventory.pending_writes and not await inventory.flush():
             await trio.sleep(0.2)
     if drain.cancelled_caught:
-        log.error("shutdown grace expired with writes pending", extra={"pending": inventory.pending_writes})
+        log.error(
+            "shutdown grace expired with writes pending",
+            extra={"pending": inventory.pending_writes},
+        )
     log.info("stopped")
 
 
@@ -164,15 +175,23 @@ async def _start_capture(
     except CaptureError as exc:
         raise StartupError(f"interfaces.access: {exc}") from None
     appliance.inventory.add_own_macs([interface_mac(sock)])
-    capture = Capture(ifname, sock, appliance.inventory.observe, config.detection.malformed_log_interval)
+    capture = Capture(
+        ifname, sock, appliance.inventory.observe, config.detection.malformed_log_interval
+    )
     appliance.captures.append(capture)
     await capture.run(task_status=task_status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="netaccessd", description="netaccess NAC appliance daemon")
-    parser.add_argument("--config", metavar="FILE", help="TOML config (default: the embedded config)")
-    parser.add_argument("--version", action="version", version=f"netaccessd {netaccess.__version__}")
+    parser = argparse.ArgumentParser(
+        prog="netaccessd", description="netaccess NAC appliance daemon"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config (default: the embedded config)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"netaccessd {netaccess.__version__}"
+    )
     args = parser.parse_args(argv)
     try:
         config = load_config_file(args.config) if args.config else default_config()

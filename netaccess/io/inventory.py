@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 import trio
 
-from netaccess.policy.endpoint import Endpoint, EndpointEvent, learn, without_ip
+from netaccess.policy.endpoint import Endpoint, EndpointEvent, learn, proves_presence, without_ip
 from netaccess.proto.detect import Observation
 from netaccess.store import Store, StoreError
 
@@ -23,7 +23,9 @@ class Inventory:
     previous batch is in flight, so a flood of frames costs one transaction, not one per frame.
     """
 
-    def __init__(self, store: Store, known: Iterable[Endpoint], own_macs: Iterable[str] = ()) -> None:
+    def __init__(
+        self, store: Store, known: Iterable[Endpoint], own_macs: Iterable[str] = ()
+    ) -> None:
         self._store = store
         self._endpoints: dict[str, Endpoint] = {ep.mac: ep for ep in known}
         self._ip_owner = {ip: ep.mac for ep in self._endpoints.values() for ip in ep.ips}
@@ -58,6 +60,8 @@ class Inventory:
 
     def _observe_one(self, obs: Observation) -> None:
         current = self._endpoints.get(obs.mac)
+        if current is None and not proves_presence(obs):
+            return
         learned = learn(current, obs, self._persisted_at.get(obs.mac))
         ep = learned.endpoint
         events = list(learned.events)
@@ -85,7 +89,9 @@ class Inventory:
         self._persisted_at[ep.mac] = ep.last_seen
         self._wakeup.set()
 
-    async def run_writer(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run_writer(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         task_status.started()
         while True:
             await self._wakeup.wait()

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 
 import trio
 
+log = logging.getLogger("netaccess.sdnotify")
+
 
 def notify(message: str) -> bool:
-    """Send one state datagram to $NOTIFY_SOCKET; False when not run under a notify socket."""
+    """Send one state datagram to $NOTIFY_SOCKET; False when there is none or nobody listens.
+
+    Never raises and never blocks: a supervisor that went away must not take the daemon down
+    (or stall its shutdown) with it.
+    """
     address = os.environ.get("NOTIFY_SOCKET")
     if not address:
         return False
     if address.startswith("@"):  # abstract namespace socket
         address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.connect(address)
-        sock.sendall(message.encode())
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(message.encode(), socket.MSG_DONTWAIT, address)
+    except OSError as exc:
+        log.warning("sd_notify failed", extra={"notify_socket": address, "error": str(exc)})
+        return False
     return True
 
 

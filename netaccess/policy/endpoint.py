@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
-from netaccess.proto.detect import Observation, ObservationSource
+from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
 
 QUARANTINE = "quarantine"
 
@@ -63,6 +63,16 @@ class Learned:
     persist: bool
 
 
+def proves_presence(obs: Observation) -> bool:
+    """Whether `obs` may create an endpoint we have never seen.
+
+    The endpoint's own frames do, and so does a server's ACK (it grants a live lease). An
+    OFFER or NAK does not: a server answers any chaddr, even one a broken or forged DISCOVER
+    made up, and such a MAC must not enter the inventory.
+    """
+    return obs.from_client or obs.dhcp_type is DhcpMessageType.ACK
+
+
 def learn(current: Endpoint | None, obs: Observation, last_persisted: float | None) -> Learned:
     """Fold one Observation into the endpoint it is about.
 
@@ -102,7 +112,10 @@ def learn(current: Endpoint | None, obs: Observation, last_persisted: float | No
         if ep.hostname is not None:
             events.append(
                 EndpointEvent(
-                    now, obs.mac, EventKind.HOSTNAME_CHANGED, {"old": ep.hostname, "new": obs.hostname}
+                    now,
+                    obs.mac,
+                    EventKind.HOSTNAME_CHANGED,
+                    {"old": ep.hostname, "new": obs.hostname},
                 )
             )
         ep = replace(ep, hostname=obs.hostname)

@@ -11,7 +11,12 @@ import trio
 
 from appliance.client import ControlClient, DaemonRefused, DaemonUnreachable
 from netaccess.control import ErrorCode, Request, Response
-from netaccess.io.control_server import ControlServer, ControlSocketError, PeerCredentials, PeerPolicy
+from netaccess.io.control_server import (
+    ControlServer,
+    ControlSocketError,
+    PeerCredentials,
+    PeerPolicy,
+)
 
 
 def echo_handler(request: Request) -> Response:
@@ -71,7 +76,9 @@ async def test_a_stale_socket_file_is_replaced(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
-async def test_garbage_on_the_socket_gets_an_error_line_and_the_server_lives_on(tmp_path: Path) -> None:
+async def test_garbage_on_the_socket_gets_an_error_line_and_the_server_lives_on(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "control.sock"
     async with trio.open_nursery() as nursery:
         await nursery.start(ControlServer(path, PeerPolicy("netaccess-admin"), echo_handler).run)
@@ -85,7 +92,7 @@ async def test_garbage_on_the_socket_gets_an_error_line_and_the_server_lives_on(
 
 
 def test_client_reports_an_unreachable_daemon_in_one_line(tmp_path: Path) -> None:
-    with pytest.raises(DaemonUnreachable, match="cannot reach netaccessd at .*control.sock"):
+    with pytest.raises(DaemonUnreachable, match=r"cannot reach netaccessd at .*control\.sock"):
         ControlClient(tmp_path / "control.sock").call("status")
 
 

@@ -21,17 +21,21 @@ def arp(at: float, ip: str | None) -> Observation:
 
 
 def test_first_sighting_creates_a_quarantined_endpoint_with_a_discovered_event() -> None:
-    out = learn(None, dhcp(DhcpMessageType.DISCOVER, 100.0, hostname="ep1", fingerprint="1,3,6"), None)
+    out = learn(
+        None, dhcp(DhcpMessageType.DISCOVER, 100.0, hostname="ep1", fingerprint="1,3,6"), None
+    )
     assert out.endpoint.role == QUARANTINE
     assert out.endpoint.first_seen == out.endpoint.last_seen == 100.0
     assert (out.endpoint.hostname, out.endpoint.fingerprint) == ("ep1", "1,3,6")
-    assert [e.kind for e in out.events][0] is EventKind.DISCOVERED
+    assert out.events[0].kind is EventKind.DISCOVERED
     assert out.persist
 
 
 def test_ack_teaches_the_ip_once() -> None:
     first = learn(None, dhcp(DhcpMessageType.ACK, 1.0, ip="198.18.0.10", from_client=False), None)
-    again = learn(first.endpoint, dhcp(DhcpMessageType.ACK, 2.0, ip="198.18.0.10", from_client=False), 1.0)
+    again = learn(
+        first.endpoint, dhcp(DhcpMessageType.ACK, 2.0, ip="198.18.0.10", from_client=False), 1.0
+    )
     assert first.endpoint.ips == ("198.18.0.10",)
     assert EventKind.IP_LEARNED in [e.kind for e in first.events]
     assert again.endpoint.ips == ("198.18.0.10",)

@@ -14,7 +14,9 @@ B = "02:4e:41:00:00:02"
 
 
 def ack(mac: str, ip: str, at: float) -> Observation:
-    return Observation(ObservationSource.DHCP, mac, at, ip=ip, dhcp_type=DhcpMessageType.ACK, from_client=False)
+    return Observation(
+        ObservationSource.DHCP, mac, at, ip=ip, dhcp_type=DhcpMessageType.ACK, from_client=False
+    )
 
 
 def arp(mac: str, ip: str, at: float) -> Observation:
@@ -61,9 +63,36 @@ async def test_a_reloaded_inventory_has_what_was_flushed(tmp_path: Path) -> None
     with Store.open(tmp_path / "db") as store:
         inv = Inventory(store, [])
         inv.observe([ack(A, "198.18.0.10", 1.0)])
-        inv.observe([Observation(ObservationSource.DHCP, A, 2.0, ip="198.18.0.10", dhcp_type=DhcpMessageType.RELEASE)])
+        inv.observe(
+            [
+                Observation(
+                    ObservationSource.DHCP,
+                    A,
+                    2.0,
+                    ip="198.18.0.10",
+                    dhcp_type=DhcpMessageType.RELEASE,
+                )
+            ]
+        )
         await inv.flush()
     with Store.open(tmp_path / "db") as store:
         again = Inventory(store, store.load_endpoints())
         ep = again.get(A)
         assert ep is not None and ep.state is EndpointState.GONE and ep.ips == ()
+
+
+async def test_a_servers_offer_for_an_unknown_mac_creates_no_endpoint(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        offer = Observation(
+            ObservationSource.DHCP, A, 1.0, dhcp_type=DhcpMessageType.OFFER, from_client=False
+        )
+        inv.observe([offer])
+        assert len(inv) == 0
+
+
+async def test_a_servers_ack_for_an_unknown_mac_creates_the_endpoint(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([ack(A, "198.18.0.10", 1.0)])
+        assert inv.get(A) is not None

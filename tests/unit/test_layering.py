@@ -1,4 +1,4 @@
-"""Imports point down only (shared/DESIGN.md §2); nothing below io touches trio, sockets or clocks."""
+"""Imports point down only (shared/DESIGN.md §2); below io, no trio, sockets or clocks."""
 
 from __future__ import annotations
 
@@ -28,8 +28,25 @@ ALLOWED: dict[str, set[str]] = {
     },
     "appliance": {"netaccess.proto", "netaccess.policy", "netaccess.config", "netaccess.control"},
 }
-BELOW_IO = {"netaccess.proto", "netaccess.policy", "netaccess.config", "netaccess.control", "netaccess.store", "netaccess.enforce"}
-FORBIDDEN_BELOW_IO = {"trio", "socket", "time", "click", "asyncio", "selectors", "select", "threading", "subprocess"}
+BELOW_IO = {
+    "netaccess.proto",
+    "netaccess.policy",
+    "netaccess.config",
+    "netaccess.control",
+    "netaccess.store",
+    "netaccess.enforce",
+}
+FORBIDDEN_BELOW_IO = {
+    "trio",
+    "socket",
+    "time",
+    "click",
+    "asyncio",
+    "selectors",
+    "select",
+    "threading",
+    "subprocess",
+}
 
 
 def package_of(module: str) -> str | None:
@@ -65,11 +82,17 @@ def imports_of(path: Path, root: Path) -> list[tuple[int, str]]:
                 target = node.module or ""
             found.append((node.lineno, target))
             # `from netaccess import io` imports the io package.
-            found += [(node.lineno, f"{target}.{alias.name}") for alias in node.names if target == "netaccess"]
+            found += [
+                (node.lineno, f"{target}.{alias.name}")
+                for alias in node.names
+                if target == "netaccess"
+            ]
     return found
 
 
-SOURCES = sorted([*ROOT.joinpath("netaccess").rglob("*.py"), *ROOT.joinpath("appliance").rglob("*.py")])
+SOURCES = sorted(
+    [*ROOT.joinpath("netaccess").rglob("*.py"), *ROOT.joinpath("appliance").rglob("*.py")]
+)
 
 
 def violations(path: Path, root: Path = ROOT) -> list[str]:
