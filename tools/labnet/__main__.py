@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             print(describe(lab))
             print("\nnext, try:")
             if lab.appliance_running():
-                print("  .venv/bin/appliance endpoints list")
+                print("  appliance endpoints list")
             print("  tools/lab exec ep1 ip addr")
             return 0
         lab = Lab(prefix=args.prefix)
