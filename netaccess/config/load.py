@@ -152,6 +152,9 @@ def _detection(table: TableReader) -> DetectionConfig:
             max=256 * 1024 * 1024,
             unit="bytes",
         ),
+        max_endpoints=table.integer(
+            "max_endpoints", default.max_endpoints, min=1, max=10_000_000, unit="endpoints"
+        ),
     )
 
 

@@ -46,11 +46,14 @@ class DetectionConfig:
 
     malformed_log_interval: seconds between log lines about malformed frames, per interface (> 0).
     receive_buffer: capture socket receive buffer in bytes (64 KiB to 256 MiB).
+    max_endpoints: inventory size past which new MACs are counted and refused, so a DHCP
+        starvation flood of random MACs cannot exhaust memory and disk (1 to 10,000,000).
     """
 
     enabled: bool = True
     malformed_log_interval: float = 10.0
     receive_buffer: int = 4 * 1024 * 1024
+    max_endpoints: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ FRAME_MAX = 65536
 # Frames handled per wake-up before yielding, so a flood on one interface cannot starve the
 # control socket or the other interfaces.
 BURST = 256
+READ_ERROR_BACKOFF = 1.0
 
 
 class CaptureError(Exception):
@@ -113,12 +114,17 @@ class Capture:
         try:
             while True:
                 await trio.lowlevel.wait_readable(self._sock)
-                self._drain_burst()
-                await trio.lowlevel.checkpoint()
+                if self._drain_burst():
+                    await trio.lowlevel.checkpoint()
+                else:
+                    # A read error (link down, device gone) may repeat on every wake-up:
+                    # back off instead of spinning on it.
+                    await trio.sleep(READ_ERROR_BACKOFF)
         finally:
             self._sock.close()
 
-    def _drain_burst(self) -> None:
+    def _drain_burst(self) -> bool:
+        """Handle up to BURST frames; False when the socket reported an error."""
         now = time.time()
         found: list[Observation] = []
         counters = self.counters
@@ -130,7 +136,8 @@ class Capture:
             except OSError as exc:
                 # The link went down or away: keep the task alive, it comes back on its own.
                 log.warning("capture read failed", extra={"iface": self.ifname, "error": str(exc)})
-                break
+                self._hand_over(found)
+                return False
             counters.frames += 1
             try:
                 obs = dissect(frame, now)
@@ -143,8 +150,12 @@ class Capture:
                 counters.ignored += 1
             else:
                 found.append(obs)
+        self._hand_over(found)
+        return True
+
+    def _hand_over(self, found: list[Observation]) -> None:
         if found:
-            counters.observations += len(found)
+            self.counters.observations += len(found)
             self._sink(found)
 
     def _log_malformed(self, exc: MalformedFrame, frame: bytes) -> None:

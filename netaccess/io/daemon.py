@@ -64,6 +64,7 @@ class Appliance:
             "config": self.config.source,
             "store": {"path": str(self.store_path), "schema_version": self.store.schema_version},
             "endpoints": len(self.inventory),
+            "endpoints_refused": self.inventory.refused,
             "pending_writes": self.inventory.pending_writes,
             "interfaces": [capture.view() for capture in self.captures],
         }
@@ -102,7 +103,12 @@ def open_store(config: ApplianceConfig) -> Store:
 async def run(config: ApplianceConfig) -> None:
     store = open_store(config)
     try:
-        inventory = Inventory(store, store.load_endpoints())
+        inventory = Inventory(
+            store,
+            store.load_endpoints(),
+            max_endpoints=config.detection.max_endpoints,
+            refusal_log_interval=config.detection.malformed_log_interval,
+        )
         appliance = Appliance(config, store, inventory)
         log.info(
             "starting",

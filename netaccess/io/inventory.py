@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 import trio
@@ -24,9 +25,19 @@ class Inventory:
     """
 
     def __init__(
-        self, store: Store, known: Iterable[Endpoint], own_macs: Iterable[str] = ()
+        self,
+        store: Store,
+        known: Iterable[Endpoint],
+        own_macs: Iterable[str] = (),
+        *,
+        max_endpoints: int = 100_000,
+        refusal_log_interval: float = 10.0,
     ) -> None:
         self._store = store
+        self._max_endpoints = max_endpoints
+        self._refusal_log_interval = refusal_log_interval
+        self._next_refusal_log = 0.0
+        self.refused = 0
         self._endpoints: dict[str, Endpoint] = {ep.mac: ep for ep in known}
         self._ip_owner = {ip: ep.mac for ep in self._endpoints.values() for ip in ep.ips}
         # Rows loaded from the store were persisted with their last_seen.
@@ -60,8 +71,12 @@ class Inventory:
 
     def _observe_one(self, obs: Observation) -> None:
         current = self._endpoints.get(obs.mac)
-        if current is None and not proves_presence(obs):
-            return
+        if current is None:
+            if not proves_presence(obs):
+                return
+            if len(self._endpoints) >= self._max_endpoints:
+                self._refuse(obs)
+                return
         learned = learn(current, obs, self._persisted_at.get(obs.mac))
         ep = learned.endpoint
         events = list(learned.events)
@@ -74,6 +89,20 @@ class Inventory:
         if obs.is_release and obs.ip is not None and self._ip_owner.get(obs.ip) == obs.mac:
             del self._ip_owner[obs.ip]
         self._replace(ep, events, persist=learned.persist)
+
+    def _refuse(self, obs: Observation) -> None:
+        self.refused += 1
+        now = time.monotonic()
+        if now >= self._next_refusal_log:
+            self._next_refusal_log = now + self._refusal_log_interval
+            log.warning(
+                "inventory full: new endpoint not learned",
+                extra={
+                    "mac": obs.mac,
+                    "max_endpoints": self._max_endpoints,
+                    "refused_total": self.refused,
+                },
+            )
 
     def _replace(self, ep: Endpoint, events: list[EndpointEvent], *, persist: bool) -> None:
         self._endpoints[ep.mac] = ep

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_detection import cli, write_config
+from tests.integration.appliance_cli import REPO, cli, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +63,7 @@ def test_a_missing_access_interface_stops_the_daemon_with_a_clear_error(
     lab.up(appliance=False, dhcp_clients=False)
     config = write_config(tmp_path)
     config.write_text(config.read_text().replace('access = ["acc0"]', 'access = ["nope0"]'))
-    daemon = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "netaccessd"
+    daemon = REPO / ".venv" / "bin" / "netaccessd"
     out = subprocess.run(
         ["ip", "netns", "exec", lab.app_ns, str(daemon), "--config", str(config)],
         capture_output=True,

@@ -10,53 +10,12 @@ from typing import Any
 
 import pytest
 
+from tests.integration.appliance_cli import REPO, cli, listed, status, write_config
+
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
-APPLIANCE = [str(REPO / ".venv" / "bin" / "appliance")]
 # Functional deadline from the issue: an endpoint is listed within 3 s of its lease.
 LISTED_WITHIN = 3.0
-
-
-def write_config(tmp_path: Path) -> Path:
-    config = tmp_path / "appliance.toml"
-    config.write_text(
-        f"""
-[daemon]
-state_dir = "{tmp_path / "state"}"
-control_socket = "{tmp_path / "control.sock"}"
-shutdown_grace = 5.0
-
-[interfaces]
-access = ["acc0"]
-upstream = ["up0"]
-
-[detection]
-malformed_log_interval = 1.0
-"""
-    )
-    return config
-
-
-def cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*APPLIANCE, "--socket", str(tmp_path / "control.sock"), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=check,
-    )
-
-
-def listed(tmp_path: Path) -> list[dict[str, Any]]:
-    out = cli(tmp_path, "endpoints", "list", "--json")
-    result: list[dict[str, Any]] = json.loads(out.stdout)
-    return result
-
-
-def status(tmp_path: Path) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(cli(tmp_path, "status", "--json").stdout)
-    return result
 
 
 def wait_until_listed(

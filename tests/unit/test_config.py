@@ -54,7 +54,10 @@ def test_embedded_default_loads_as_the_documented_defaults() -> None:
         ),
         interfaces=InterfacesConfig(access=("acc0",), upstream=("up0",)),
         detection=DetectionConfig(
-            enabled=True, malformed_log_interval=10.0, receive_buffer=4 * 1024 * 1024
+            enabled=True,
+            malformed_log_interval=10.0,
+            receive_buffer=4 * 1024 * 1024,
+            max_endpoints=100_000,
         ),
         source="<embedded default>",
     )

@@ -96,3 +96,16 @@ async def test_a_servers_ack_for_an_unknown_mac_creates_the_endpoint(tmp_path: P
         inv = Inventory(store, [])
         inv.observe([ack(A, "198.18.0.10", 1.0)])
         assert inv.get(A) is not None
+
+
+async def test_past_max_endpoints_new_macs_are_refused_and_counted_but_known_ones_update(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [], max_endpoints=1)
+        inv.observe(
+            [arp(A, "198.18.0.10", 1.0), arp(B, "198.18.0.11", 2.0), arp(A, "198.18.0.12", 3.0)]
+        )
+        assert len(inv) == 1
+        assert inv.refused == 1
+        assert inv.get(A).ips == ("198.18.0.10", "198.18.0.12")  # type: ignore[union-attr]
