@@ -15,6 +15,7 @@ from netaccess.config.model import (
     ApplianceConfig,
     DaemonConfig,
     DetectionConfig,
+    EnforcementConfig,
     InterfacesConfig,
     LogLevel,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "ConfigIssue",
     "DaemonConfig",
     "DetectionConfig",
+    "EnforcementConfig",
     "InterfacesConfig",
     "LogLevel",
     "default_config",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import ipaddress
 import math
 import os
 import pathlib
@@ -19,6 +20,8 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef,import-not-found]
+
+import contextlib
 
 from netaccess.config.errors import (
     ConfigError,
@@ -33,7 +36,16 @@ from netaccess.config.model import (
     ApplianceConfig,
     DaemonConfig,
     DetectionConfig,
+    EnforcementConfig,
     InterfacesConfig,
+)
+from netaccess.policy.roles import (
+    BUILTIN_ROLES,
+    ROLE_NAME_MAX,
+    Destination,
+    Protocol,
+    Role,
+    builtin_role,
 )
 
 DEFAULT_SOURCE: Final = "<embedded default>"
@@ -45,6 +57,9 @@ DEFAULT_CONFIG_TEXT: Final = (
 _MAX_FILE_BYTES = 4 * 1024 * 1024
 _SYNTAX_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of document)\)\s*$")
 _GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# Role names become nftables set and chain names (role_<name>_mac and so on).
+_ROLE_NAME = re.compile(rf"[a-z][a-z0-9_]{{0,{ROLE_NAME_MAX - 1}}}")
 _ABSENT: Final = object()
 
 _E = TypeVar("_E", bound=enum.Enum)
@@ -60,6 +75,8 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
         interfaces=_interfaces(root.subtable("interfaces")),
         detection=_detection(root.subtable("detection")),
         source=source,
+        enforcement=_enforcement(root.subtable("enforcement")),
+        roles=_roles(root),
     )
     root.finish()
     issues.raise_if_any()
@@ -106,6 +123,12 @@ def _daemon(table: TableReader) -> DaemonConfig:
     return DaemonConfig(
         state_dir=table.path("state_dir", default.state_dir),
         control_socket=table.path("control_socket", default.control_socket),
+        user=table.string(
+            "user",
+            default.user,
+            pattern=_USER_NAME,
+            expected="a user name (lower-case letters, digits, _ and -, at most 32)",
+        ),
         admin_group=table.string(
             "admin_group",
             default.admin_group,
@@ -156,6 +179,141 @@ def _detection(table: TableReader) -> DetectionConfig:
             "max_endpoints", default.max_endpoints, min=1, max=10_000_000, unit="endpoints"
         ),
     )
+
+
+def _enforcement(table: TableReader) -> EnforcementConfig:
+    default = EnforcementConfig()
+
+    def port(key: str, value: int) -> int:
+        return table.integer(key, value, min=1, max=65535, unit="a TCP port")
+
+    return EnforcementConfig(
+        enforcer_socket=table.path("enforcer_socket", default.enforcer_socket),
+        reconcile_interval=table.number(
+            "reconcile_interval", default.reconcile_interval, min=1, max=86400, unit="seconds"
+        ),
+        portal_http_port=port("portal_http_port", default.portal_http_port),
+        portal_https_port=port("portal_https_port", default.portal_https_port),
+        pt_tls_port=port("pt_tls_port", default.pt_tls_port),
+        intent_queue=table.integer(
+            "intent_queue", default.intent_queue, min=1000, max=100_000_000, unit="intents"
+        ),
+    )
+
+
+def _roles(root: TableReader) -> tuple[Role, ...]:
+    """Built-in roles first (the config may tune them), then the declared ones in file order."""
+    declared: dict[str, Role] = {}
+    for table in root.array_of_tables("roles"):
+        role = _role(table)
+        if role is None:
+            continue
+        if role.name in declared:
+            table.issue("name", f"role {toml_string(role.name)} is declared twice")
+            continue
+        declared[role.name] = role
+    builtins = tuple(
+        declared.pop(name) if name in declared else builtin_role(name) for name in BUILTIN_ROLES
+    )
+    return builtins + tuple(declared.values())
+
+
+def _role(table: TableReader) -> Role | None:
+    name = table.string(
+        "name",
+        "",
+        pattern=_ROLE_NAME,
+        expected=f"a role name (a-z first, then a-z, 0-9 and _, at most {ROLE_NAME_MAX})",
+    )
+    if not table.has("name"):
+        table.issue((), "missing required key name")
+    base = builtin_role(name) if name in BUILTIN_ROLES else None
+    if base is None and not table.has("vlan"):
+        table.issue((), "missing required key vlan (the VLAN id switches put this role in)")
+    vlan = table.integer("vlan", base.vlan if base else 1, min=1, max=4094, unit="a VLAN id")
+    captive = table.boolean("captive", base.captive if base else False)
+    allow = tuple(_destinations(table))
+    recheck = _optional_seconds(table, "recheck_interval")
+    lifetime = _optional_seconds(table, "session_lifetime")
+    if not name:
+        return None
+    return Role(name, vlan, captive, allow, recheck, lifetime)
+
+
+def _optional_seconds(table: TableReader, key: str) -> float | None:
+    if not table.has(key):
+        return None
+    return table.number(key, 0.0, min=0, min_exclusive=True, max=365 * 86400, unit="seconds")
+
+
+def _destinations(table: TableReader) -> list[Destination]:
+    """`allow = ["198.19.0.0/24", {cidr = "198.19.0.3/32", proto = "tcp", ports = [80, 443]}]`."""
+    raw = table.raw("allow")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        table.issue(
+            "allow",
+            f"expected a list of CIDRs or {{cidr, proto, ports}} tables, got {toml_repr(raw)}",
+        )
+        return []
+    out: list[Destination] = []
+    for index, item in enumerate(raw):
+        where = ("allow", index)
+        if isinstance(item, str):
+            item = {"cidr": item}
+        if not isinstance(item, dict):
+            table.issue(where, f"expected a CIDR string or a table, got {toml_repr(item)}")
+            continue
+        unknown = sorted(set(item) - {"cidr", "proto", "ports"})
+        if unknown:
+            table.issue((*where, unknown[0]), "unknown key (known: cidr, ports, proto)")
+            continue
+        network = _network(table, (*where, "cidr"), item.get("cidr"))
+        protocol = _protocol(table, (*where, "proto"), item.get("proto", "any"))
+        ports = _ports(table, (*where, "ports"), item.get("ports", []), protocol)
+        if network is not None and protocol is not None and ports is not None:
+            out.append(Destination(network, protocol, ports))
+    return out
+
+
+def _network(
+    table: TableReader, where: KeyPath, value: object
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if not isinstance(value, str):
+        table.issue(where, f'expected a CIDR such as "198.19.0.0/24", got {toml_repr(value)}')
+        return None
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        hint = ""
+        with contextlib.suppress(ValueError):
+            hint = f" (did you mean {toml_string(str(ipaddress.ip_network(value, strict=False)))}?)"
+        table.issue(where, f"invalid CIDR {toml_string(value)}: {exc}{hint}")
+        return None
+
+
+def _protocol(table: TableReader, where: KeyPath, value: object) -> Protocol | None:
+    for member in Protocol:
+        if member.value == value:
+            return member
+    choices = ", ".join(toml_string(member.value) for member in Protocol)
+    table.issue(where, f"expected one of {choices}, got {toml_repr(value)}")
+    return None
+
+
+def _ports(
+    table: TableReader, where: KeyPath, value: object, protocol: Protocol | None
+) -> tuple[int, ...] | None:
+    if not isinstance(value, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in value
+    ):
+        table.issue(where, f"expected a list of ports between 1 and 65535, got {toml_repr(value)}")
+        return None
+    if value and protocol not in (Protocol.TCP, Protocol.UDP):
+        table.issue(where, 'ports need proto = "tcp" or "udp"')
+        return None
+    return tuple(sorted(set(value)))
 
 
 # -- machinery ---------------------------------------------------------------------------------
@@ -359,6 +517,14 @@ class TableReader:
             else:
                 self.issue((key, index), f"expected a table, got {toml_repr(item)}")
         return tables
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def raw(self, key: str) -> object | None:
+        """The untyped value at `key` (None if absent), for shapes the typed readers lack."""
+        value = self._get(key)
+        return None if value is _ABSENT else value
 
     def finish(self) -> None:
         """Reports every key nobody asked for, here and in all tables read through this one."""

@@ -9,6 +9,8 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from netaccess.policy.roles import Role
+
 
 class LogLevel(enum.Enum):
     DEBUG = "debug"
@@ -27,6 +29,7 @@ class DaemonConfig:
     log_level: LogLevel = LogLevel.INFO
     shutdown_grace: float = 5.0
     watchdog: bool = True
+    user: str = "netaccess"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +60,41 @@ class DetectionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EnforcementConfig:
+    """The privileged enforcer and the kernel ruleset.
+
+    enforcer_socket: where netaccess-enforcer takes intents from netaccessd.
+    reconcile_interval: seconds between comparisons of the kernel's sets with the store.
+    portal_http_port / portal_https_port / pt_tls_port: the listeners the enforcer opens and
+        hands to netaccessd, and where captive HTTP is redirected.
+    intent_queue: intents netaccessd keeps while the enforcer is unreachable.
+    """
+
+    enforcer_socket: Path = Path("/run/netaccess/enforcer.sock")
+    reconcile_interval: float = 60.0
+    portal_http_port: int = 80
+    portal_https_port: int = 443
+    pt_tls_port: int = 271
+    intent_queue: int = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
 class ApplianceConfig:
-    """A whole validated config; `source` names where it came from, for logs and the CLI."""
+    """A whole validated config; `source` names where it came from, for logs and the CLI.
+
+    roles always holds the built-in quarantine and remediation roles, first, then the rest in
+    file order.
+    """
 
     daemon: DaemonConfig
     interfaces: InterfacesConfig
     detection: DetectionConfig
     source: str
+    enforcement: EnforcementConfig = EnforcementConfig()
+    roles: tuple[Role, ...] = ()
+
+    def role(self, name: str) -> Role | None:
+        for role in self.roles:
+            if role.name == name:
+                return role
+        return None

@@ -5,9 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from netaccess.policy.roles import QUARANTINE
 from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
-
-QUARANTINE = "quarantine"
 
 # last_seen alone is persisted at most this often per endpoint: ARP chatter must not turn
 # into a database write per frame. The in-memory copy is always exact.

@@ -17,6 +17,7 @@ from netaccess.config import (
     ConfigIssue,
     DaemonConfig,
     DetectionConfig,
+    EnforcementConfig,
     InterfacesConfig,
     LogLevel,
     default_config,
@@ -60,8 +61,20 @@ def test_embedded_default_loads_as_the_documented_defaults() -> None:
             max_endpoints=100_000,
         ),
         source="<embedded default>",
+        enforcement=EnforcementConfig(),
+        roles=default_config().roles,
     )
     assert default_config() == expected
+    assert default_config().daemon.user == "netaccess"
+
+
+def test_embedded_default_declares_the_builtin_roles_and_a_full_access_role() -> None:
+    roles = {role.name: role for role in default_config().roles}
+    assert [role.name for role in default_config().roles][:2] == ["quarantine", "remediation"]
+    assert roles["quarantine"].captive and roles["remediation"].captive
+    full = roles["full"]
+    assert not full.captive
+    assert {str(d.network) for d in full.allow} == {"0.0.0.0/0", "::/0"}
 
 
 def test_embedded_default_spells_out_every_key_of_every_section() -> None:
@@ -70,6 +83,7 @@ def test_embedded_default_spells_out_every_key_of_every_section() -> None:
         "daemon": DaemonConfig,
         "interfaces": InterfacesConfig,
         "detection": DetectionConfig,
+        "enforcement": EnforcementConfig,
     }
     assert {name: set(document[name]) for name in sections} == {
         name: {field.name for field in dataclasses.fields(cls)} for name, cls in sections.items()
@@ -131,6 +145,7 @@ def test_every_key_is_read_into_its_typed_field() -> None:
         interfaces=InterfacesConfig(access=("eth1", "eth2.100"), upstream=()),
         detection=DetectionConfig(enabled=False, malformed_log_interval=0.5, receive_buffer=65536),
         source=SOURCE,
+        roles=load_config_text("", SOURCE).roles,
     )
 
 
@@ -168,19 +183,21 @@ def test_wrong_type_for_interface_list_gives_the_documented_message(
 def test_unknown_key_is_reported_with_its_line_and_the_known_keys() -> None:
     assert the_problem('[daemon]\nlog_level = "info"\nlog_levle = "debug"\n') == (
         "appliance.toml:3: daemon.log_levle: unknown key (known: admin_group, control_socket, "
-        "log_level, shutdown_grace, state_dir, watchdog)"
+        "log_level, shutdown_grace, state_dir, user, watchdog)"
     )
 
 
 def test_unknown_table_is_reported_at_its_header() -> None:
     assert the_problem("[daemon]\n\n[detecton]\nenabled = true\n") == (
-        "appliance.toml:3: detecton: unknown table (known: daemon, detection, interfaces)"
+        "appliance.toml:3: detecton: unknown table (known: daemon, detection, enforcement, "
+        "interfaces, roles)"
     )
 
 
 def test_unknown_array_of_tables_is_reported_at_its_first_header() -> None:
-    assert the_problem('\n[[roles]]\nname = "a"\n') == (
-        "appliance.toml:2: roles: unknown table (known: daemon, detection, interfaces)"
+    assert the_problem('\n[[widgets]]\nname = "a"\n') == (
+        "appliance.toml:2: widgets: unknown table (known: daemon, detection, enforcement, "
+        "interfaces, roles)"
     )
 
 

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED: dict[str, set[str]] = {
     "netaccess.proto": set(),
     "netaccess.policy": {"netaccess.proto"},
-    "netaccess.config": {"netaccess.proto"},
+    "netaccess.config": {"netaccess.proto", "netaccess.policy"},
     "netaccess.control": {"netaccess.proto", "netaccess.policy"},
     "netaccess.store": {"netaccess.proto", "netaccess.policy"},
     "netaccess.enforce": {"netaccess.proto", "netaccess.policy"},

@@ -1,0 +1,56 @@
+"""Roles: what an endpoint may reach, its VLAN for switches, and whether it is captive."""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass
+
+QUARANTINE = "quarantine"
+REMEDIATION = "remediation"
+BUILTIN_ROLES = (QUARANTINE, REMEDIATION)
+ROLE_NAME_MAX = 24  # role names become nftables set and chain names
+
+
+class Protocol(enum.Enum):
+    ANY = "any"
+    TCP = "tcp"
+    UDP = "udp"
+    ICMP = "icmp"
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One `allow` entry: a network, optionally narrowed to a protocol and ports."""
+
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    protocol: Protocol = Protocol.ANY
+    ports: tuple[int, ...] = ()  # empty: every port; only with tcp or udp
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    vlan: int
+    captive: bool
+    allow: tuple[Destination, ...] = ()
+    recheck_interval: float | None = None  # seconds
+    session_lifetime: float | None = None  # seconds
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_ROLES
+
+
+def builtin_role(name: str) -> Role:
+    """The built-in roles as they are when the config says nothing about them.
+
+    quarantine reaches only the appliance (DHCP, DNS, portal, agent download: the ruleset's
+    input side) and is captive; remediation adds whatever the config allows (the remediation
+    servers), and is captive too.
+    """
+    if name == QUARANTINE:
+        return Role(QUARANTINE, vlan=999, captive=True)
+    if name == REMEDIATION:
+        return Role(REMEDIATION, vlan=998, captive=True)
+    raise KeyError(name)
