@@ -154,6 +154,97 @@ def endpoints_show(ctx: click.Context, mac: str, as_json: bool) -> None:
             click.echo(f"  {ev['at']}  {ev['kind']:<20} {detail}")
 
 
+@endpoints.command("set-role")
+@click.argument("mac")
+@click.argument("role")
+@click.option("--reason", required=True, help="Why (kept in the endpoint's events and the log).")
+@click.option("--json", "as_json", is_flag=True, help="Print the endpoint as JSON.")
+@click.pass_context
+def endpoints_set_role(ctx: click.Context, mac: str, role: str, reason: str, as_json: bool) -> None:
+    """Override the role of the endpoint MAC (an admin decision, recorded with its reason)."""
+    try:
+        normalised = parse_mac(mac)
+    except InvalidMac as exc:
+        fail(str(exc), EXIT_USAGE)
+    ep = call(ctx, "endpoints.set-role", mac=normalised, role=role, reason=reason)
+    if as_json:
+        emit_json(ep)
+    else:
+        click.echo(f"{ep['mac']}: role {ep['role']}")
+
+
+@main.group()
+def roles() -> None:
+    """Roles and what they may reach."""
+
+
+@roles.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def roles_list(ctx: click.Context, as_json: bool) -> None:
+    """List the configured roles, built-in ones included."""
+    listed = call(ctx, "roles.list")
+    if as_json:
+        emit_json(listed)
+        return
+
+    def allowed(role: dict[str, Any]) -> str:
+        parts = []
+        for a in role["allow"]:
+            ports = ",".join(map(str, a["ports"]))
+            proto = "" if a["proto"] == "any" else f" {a['proto']}"
+            parts.append(f"{a['cidr']}{proto}{' ' + ports if ports else ''}")
+        return "; ".join(parts) or "-"
+
+    rows = [
+        [
+            r["name"],
+            str(r["vlan"]),
+            "yes" if r["captive"] else "no",
+            "yes" if r["builtin"] else "no",
+            allowed(r),
+        ]
+        for r in listed
+    ]
+    click.echo(render_table(["ROLE", "VLAN", "CAPTIVE", "BUILT-IN", "ALLOW"], rows))
+
+
+@main.group()
+def enforcement() -> None:
+    """Kernel enforcement (nftables sets, counters)."""
+
+
+@enforcement.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def enforcement_show(ctx: click.Context, as_json: bool) -> None:
+    """Show set sizes and per-role counters from the enforcer."""
+    shown = call(ctx, "enforcement.show")
+    if as_json:
+        emit_json(shown)
+        return
+    link = shown["link"]
+    click.echo(
+        f"enforcer pid {shown.get('pid')}  link {'up' if link['connected'] else 'DOWN'}"
+        f"  queued {link['queued']}  sent {link['sent_changes']}"
+    )
+    rows = []
+    for name, role in shown.get("roles", {}).items():
+        rows.append(
+            [
+                name,
+                str(role.get("macs", 0)),
+                str(role.get("ipv4", 0)),
+                str(role.get("ipv6", 0)),
+                str(role.get("packets", "-")),
+                str(role.get("bytes", "-")),
+            ]
+        )
+    click.echo(render_table(["ROLE", "MACS", "IPV4", "IPV6", "PACKETS", "BYTES"], rows))
+    for note in shown.get("kernel", {}).get("notes", []):
+        click.echo(f"note: {note}")
+
+
 @main.group()
 def config() -> None:
     """Configuration files."""

@@ -15,7 +15,16 @@ from typing import Any
 # A full inventory listing of tens of thousands of endpoints still fits; a peer that sends more
 # without a newline is broken or hostile.
 MAX_LINE = 64 * 1024 * 1024
-OPS = frozenset({"status", "endpoints.list", "endpoints.show"})
+OPS = frozenset(
+    {
+        "status",
+        "endpoints.list",
+        "endpoints.show",
+        "endpoints.set-role",
+        "roles.list",
+        "enforcement.show",
+    }
+)
 
 
 class ErrorCode(enum.Enum):
@@ -23,6 +32,7 @@ class ErrorCode(enum.Enum):
     UNKNOWN_OP = "unknown-op"
     NOT_FOUND = "not-found"
     FORBIDDEN = "forbidden"
+    UNAVAILABLE = "unavailable"
     INTERNAL = "internal"
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from netaccess.policy.endpoint import Endpoint, EndpointEvent
+from netaccess.policy.roles import Role
 
 
 def iso_time(ts: float) -> str:
@@ -28,3 +29,22 @@ def endpoint_view(ep: Endpoint) -> dict[str, Any]:
 
 def event_view(ev: EndpointEvent) -> dict[str, Any]:
     return {"at": iso_time(ev.at), "kind": ev.kind.value, "detail": dict(ev.detail)}
+
+
+def role_view(role: Role) -> dict[str, Any]:
+    return {
+        "name": role.name,
+        "vlan": role.vlan,
+        "captive": role.captive,
+        "builtin": role.builtin,
+        "allow": [
+            {
+                "cidr": str(d.network),
+                "proto": d.protocol.value,
+                "ports": list(d.ports),
+            }
+            for d in role.allow
+        ],
+        "recheck_interval": role.recheck_interval,
+        "session_lifetime": role.session_lifetime,
+    }

@@ -10,7 +10,7 @@ import pwd
 import socket
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +32,7 @@ IDLE_TIMEOUT = 60.0
 MAX_CONNECTIONS = 32
 MAX_REQUEST = 64 * 1024
 
-Handler = Callable[[Request], Response]
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ControlSocketError(Exception):
@@ -119,8 +119,15 @@ async def bind_control_socket(path: Path, policy: PeerPolicy) -> trio.socket.Soc
         raise ControlSocketError(f"cannot bind {path}: {exc.strerror}") from None
     finally:
         os.umask(old_umask)
-    if policy.group_id is not None and os.geteuid() == 0:
-        os.chown(path, 0, policy.group_id)
+    if policy.group_id is not None:
+        try:
+            # Unprivileged, this works when the daemon's user is in the admin group (sysusers).
+            os.chown(path, -1, policy.group_id)
+        except PermissionError:
+            log.warning(
+                "control socket not handed to the admin group; only root can use it",
+                extra={"socket": str(path), "group": policy.admin_group},
+            )
     sock.listen(MAX_CONNECTIONS)
     return sock
 
@@ -191,15 +198,15 @@ class ControlServer:
                 await stream.send_all(encode(Response.failure(0, exc.code, exc.message)))
                 return
             for line in lines:
-                await stream.send_all(encode(self._answer(line)))
+                await stream.send_all(encode(await self._answer(line)))
 
-    def _answer(self, line: bytes) -> Response:
+    async def _answer(self, line: bytes) -> Response:
         try:
             request = decode_request(line)
         except ControlError as exc:
             return Response.failure(0, exc.code, exc.message)
         try:
-            return self._handler(request)
+            return await self._handler(request)
         except ControlError as exc:
             return Response.failure(request.id, exc.code, exc.message)
         except Exception:

@@ -1,11 +1,15 @@
-"""netaccessd: the trio supervisor that starts every service, reports readiness and drains."""
+"""netaccessd: the trio supervisor that starts every service, reports readiness and drains.
+
+It runs unprivileged: started as root it prepares its directories and becomes daemon.user at
+once; raw sockets and privileged listeners come from netaccess-enforcer as descriptors.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -15,78 +19,23 @@ import trio
 
 import netaccess
 from netaccess.config import ApplianceConfig, ConfigError, default_config, load_config_file
-from netaccess.control import ControlError, ErrorCode, Request, Response
-from netaccess.control.views import endpoint_view, event_view, iso_time
-from netaccess.io import jsonlog, sdnotify
-from netaccess.io.capture import Capture, CaptureError, interface_mac, open_capture_socket
+from netaccess.enforce.intents import OpenCapture, OpenListener
+from netaccess.io import jsonlog, portal_placeholder, sdnotify
+from netaccess.io.capture import Capture, interface_mac
+from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
+from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
 from netaccess.io.inventory import Inventory
-from netaccess.proto.mac import InvalidMac, parse_mac
+from netaccess.io.privileges import PrivilegeError, become
 from netaccess.store import Store, StoreError
 
 log = logging.getLogger("netaccess.daemon")
 
-DATABASE_NAME = "netaccess.db"
 EXIT_CRASHED = 70  # EX_SOFTWARE
 
 
 class StartupError(Exception):
     """The daemon cannot start; the message says what to fix."""
-
-
-class Appliance:
-    """What the control socket can see of the running daemon."""
-
-    def __init__(self, config: ApplianceConfig, store: Store, inventory: Inventory) -> None:
-        self.config = config
-        self.store = store
-        self.inventory = inventory
-        self.captures: list[Capture] = []
-        self.started_at = time.time()
-
-    def handle(self, request: Request) -> Response:
-        if request.op == "status":
-            return Response.success(request.id, self.status())
-        if request.op == "endpoints.list":
-            return Response.success(
-                request.id, [endpoint_view(ep) for ep in self.inventory.endpoints()]
-            )
-        if request.op == "endpoints.show":
-            return Response.success(request.id, self.show(request.args.get("mac")))
-        raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "version": netaccess.__version__,
-            "pid": os.getpid(),
-            "started_at": iso_time(self.started_at),
-            "uptime_s": round(time.time() - self.started_at, 3),
-            "config": self.config.source,
-            "store": {"path": str(self.store_path), "schema_version": self.store.schema_version},
-            "endpoints": len(self.inventory),
-            "endpoints_refused": self.inventory.refused,
-            "pending_writes": self.inventory.pending_writes,
-            "interfaces": [capture.view() for capture in self.captures],
-        }
-
-    @property
-    def store_path(self) -> Any:
-        return self.config.daemon.state_dir / DATABASE_NAME
-
-    def show(self, raw_mac: object) -> dict[str, Any]:
-        if not isinstance(raw_mac, str):
-            raise ControlError(ErrorCode.BAD_REQUEST, "endpoints.show needs args.mac")
-        try:
-            mac = parse_mac(raw_mac)
-        except InvalidMac as exc:
-            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
-        ep = self.inventory.get(mac)
-        if ep is None:
-            raise ControlError(ErrorCode.NOT_FOUND, f"no endpoint with MAC {mac}")
-        view = endpoint_view(ep)
-        # The control handler runs on the event loop; a bounded indexed read is cheap.
-        view["events"] = [event_view(ev) for ev in self.store.events(mac=mac, limit=50)]
-        return view
 
 
 def open_store(config: ApplianceConfig) -> Store:
@@ -109,7 +58,14 @@ async def run(config: ApplianceConfig) -> None:
             max_endpoints=config.detection.max_endpoints,
             refusal_log_interval=config.detection.malformed_log_interval,
         )
-        appliance = Appliance(config, store, inventory)
+        enforcer = EnforcerLink(
+            config.enforcement.enforcer_socket,
+            inventory.desired_memberships,
+            lambda repairs: inventory.record_repairs(repairs, time.time()),
+            config.enforcement.intent_queue,
+        )
+        inventory.set_membership_listener(enforcer.submit)
+        appliance = Appliance(config, store, inventory, enforcer)
         log.info(
             "starting",
             extra={
@@ -124,8 +80,7 @@ async def run(config: ApplianceConfig) -> None:
 
 
 async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
-    inventory = appliance.inventory
-    grace = config.daemon.shutdown_grace
+    inventory, enforcer = appliance.inventory, appliance.enforcer
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as root:
             services_scope = trio.CancelScope()
@@ -139,11 +94,17 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
 
             root.start_soon(stop_on_signal)
             with services_scope:
+                await enforcer.connect()
+                listeners = await _privileged_sockets(config, appliance)
                 async with trio.open_nursery() as services:
                     await services.start(inventory.run_writer)
-                    if config.detection.enabled:
-                        for ifname in config.interfaces.access:
-                            await services.start(_start_capture, config, appliance, ifname)
+                    await services.start(enforcer.run)
+                    services.start_soon(_reconcile_periodically, config, enforcer)
+                    for capture in appliance.captures:
+                        await services.start(capture.run)
+                    await services.start(portal_placeholder.serve, listeners.pop(0))
+                    for held in listeners:
+                        services.start_soon(_refuse_connections, held)
                     control = ControlServer(
                         config.daemon.control_socket,
                         PeerPolicy(config.daemon.admin_group),
@@ -157,8 +118,61 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     if period is not None:
                         services.start_soon(sdnotify.keep_watchdog_fed, period)
             root.cancel_scope.cancel()
-    # Drain: what was observed before the signal must reach the disk, within the grace period.
-    with trio.move_on_after(grace) as drain:
+    await _drain(config, inventory)
+
+
+async def _privileged_sockets(config: ApplianceConfig, appliance: Appliance) -> list[socket.socket]:
+    """Capture sockets (kept on the appliance) and the listeners, all from the enforcer."""
+    enforcer = appliance.enforcer
+    if config.detection.enabled:
+        for ifname in config.interfaces.access:
+            try:
+                sock = await enforcer.request_one_fd(
+                    OpenCapture(ifname, config.detection.receive_buffer)
+                )
+            except EnforcerRefused as exc:
+                raise StartupError(f"interfaces.access: {exc}") from None
+            sock.setblocking(False)
+            appliance.inventory.add_own_macs([interface_mac(sock)])
+            appliance.captures.append(
+                Capture(
+                    ifname,
+                    sock,
+                    appliance.inventory.observe,
+                    config.detection.malformed_log_interval,
+                )
+            )
+    ports = config.enforcement
+    listeners = []
+    for port in (ports.portal_http_port, ports.portal_https_port, ports.pt_tls_port):
+        try:
+            listeners.append(await enforcer.request_one_fd(OpenListener(port)))
+        except EnforcerRefused as exc:
+            raise StartupError(f"enforcement: {exc}") from None
+    return listeners
+
+
+async def _reconcile_periodically(config: ApplianceConfig, enforcer: EnforcerLink) -> None:
+    while True:
+        await trio.sleep(config.enforcement.reconcile_interval)
+        enforcer.request_reconcile()
+
+
+async def _refuse_connections(listener: socket.socket) -> None:
+    """HTTPS and PT-TLS have no server yet: accept and close, so clients fail fast."""
+    listener.setblocking(False)
+    sock = trio.socket.from_stdlib_socket(listener)
+    try:
+        while True:
+            conn, _ = await sock.accept()
+            conn.close()
+    finally:
+        sock.close()
+
+
+async def _drain(config: ApplianceConfig, inventory: Inventory) -> None:
+    # What was observed before the signal must reach the disk, within the grace period.
+    with trio.move_on_after(config.daemon.shutdown_grace) as drain:
         while inventory.pending_writes and not await inventory.flush():
             await trio.sleep(0.2)
     if drain.cancelled_caught:
@@ -167,25 +181,6 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
             extra={"pending": inventory.pending_writes},
         )
     log.info("stopped")
-
-
-async def _start_capture(
-    config: ApplianceConfig,
-    appliance: Appliance,
-    ifname: str,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    try:
-        sock = open_capture_socket(ifname, config.detection.receive_buffer)
-    except CaptureError as exc:
-        raise StartupError(f"interfaces.access: {exc}") from None
-    appliance.inventory.add_own_macs([interface_mac(sock)])
-    capture = Capture(
-        ifname, sock, appliance.inventory.observe, config.detection.malformed_log_interval
-    )
-    appliance.captures.append(capture)
-    await capture.run(task_status=task_status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,6 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"netaccessd: refusing to start, configuration is invalid:\n{exc}", file=sys.stderr)
         return 2
     jsonlog.setup(config.daemon.log_level.value)
+    try:
+        become(config.daemon.user, [config.daemon.state_dir, config.daemon.control_socket.parent])
+    except (PrivilegeError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
     failures: list[BaseException] = []
     crashed = False
     try:

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import trio
 
-from netaccess.policy.endpoint import Endpoint, EndpointEvent, learn, proves_presence, without_ip
+from netaccess.enforce.intents import Membership, MembershipChange
+from netaccess.policy.endpoint import (
+    Endpoint,
+    EndpointEvent,
+    EventKind,
+    assign_role,
+    learn,
+    proves_presence,
+    without_ip,
+)
 from netaccess.proto.detect import Observation
 from netaccess.store import Store, StoreError
 
@@ -32,8 +43,10 @@ class Inventory:
         *,
         max_endpoints: int = 100_000,
         refusal_log_interval: float = 10.0,
+        on_membership: Callable[[MembershipChange], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_membership = on_membership
         self._max_endpoints = max_endpoints
         self._refusal_log_interval = refusal_log_interval
         self._next_refusal_log = 0.0
@@ -104,15 +117,60 @@ class Inventory:
                 },
             )
 
+    def set_role(self, mac: str, role: str, *, at: float, reason: str, by: str) -> Endpoint | None:
+        """Assign `role` (which the caller checked exists) to a known endpoint; None if unknown."""
+        current = self._endpoints.get(mac)
+        if current is None:
+            return None
+        learned = assign_role(current, role, at=at, reason=reason, by=by)
+        self._replace(learned.endpoint, list(learned.events), persist=learned.persist)
+        return learned.endpoint
+
+    def set_membership_listener(self, listener: Callable[[MembershipChange], None]) -> None:
+        self._on_membership = listener
+
+    def desired_memberships(self) -> list[Membership]:
+        return [membership_of(ep) for ep in self._endpoints.values()]
+
+    def record_repairs(self, repairs: dict[str, Any], at: float) -> int:
+        """Log what reconciliation put right, as events on the endpoints it concerned."""
+        by_element = {ep.mac: ep for ep in self._endpoints.values()}
+        by_element.update({ip: ep for ep in self._endpoints.values() for ip in ep.ips})
+        count = 0
+        for action in ("restored", "removed"):
+            for role, elements in repairs.get(action, {}).items():
+                for element in elements:
+                    count += 1
+                    owner = by_element.get(element)
+                    detail = {"action": action, "role": role, "element": element}
+                    log.warning(
+                        "enforcement repaired", extra={"mac": owner.mac if owner else "", **detail}
+                    )
+                    if owner is not None:
+                        event = EndpointEvent(at, owner.mac, EventKind.ENFORCEMENT_REPAIRED, detail)
+                        self._queue_write(owner, [event])
+        return count
+
     def _replace(self, ep: Endpoint, events: list[EndpointEvent], *, persist: bool) -> None:
+        previous = self._endpoints.get(ep.mac)
+        if self._on_membership is not None and (
+            previous is None or (previous.role, previous.ips) != (ep.role, ep.ips)
+        ):
+            self._on_membership(
+                MembershipChange(
+                    None if previous is None else membership_of(previous), membership_of(ep)
+                )
+            )
         self._endpoints[ep.mac] = ep
         for event in events:
             log.info(
                 "endpoint " + event.kind.value,
                 extra={"mac": ep.mac, "event": event.kind.value, **event.detail},
             )
-        if not persist:
-            return
+        if persist:
+            self._queue_write(ep, events)
+
+    def _queue_write(self, ep: Endpoint, events: list[EndpointEvent]) -> None:
         previous = self._pending.get(ep.mac)
         self._pending[ep.mac] = (ep, (previous[1] if previous else []) + events)
         self._persisted_at[ep.mac] = ep.last_seen
@@ -144,3 +202,9 @@ class Inventory:
                 self._wakeup.set()
                 return False
             return True
+
+
+def membership_of(ep: Endpoint) -> Membership:
+    ipv4 = tuple(ip for ip in ep.ips if ipaddress.ip_address(ip).version == 4)
+    ipv6 = tuple(ip for ip in ep.ips if ipaddress.ip_address(ip).version == 6)
+    return Membership(ep.role, ep.mac, ipv4, ipv6)

@@ -26,6 +26,8 @@ class EventKind(enum.Enum):
     FINGERPRINT_CHANGED = "fingerprint-changed"
     GONE = "gone"
     RETURNED = "returned"
+    ROLE_CHANGED = "role-changed"
+    ENFORCEMENT_REPAIRED = "enforcement-repaired"
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +161,19 @@ def _fields_differ(a: Endpoint, b: Endpoint) -> bool:
         b.role,
         b.state,
     )
+
+
+def assign_role(ep: Endpoint, role: str, *, at: float, reason: str, by: str) -> Learned:
+    """An explicit role decision (an admin override now; Host Checker later), with its reason.
+
+    Assigning the role an endpoint already has is not an event and needs no write.
+    """
+    if ep.role == role:
+        return Learned(ep, (), False)
+    event = EndpointEvent(
+        at,
+        ep.mac,
+        EventKind.ROLE_CHANGED,
+        {"old": ep.role, "new": role, "reason": reason, "by": by},
+    )
+    return Learned(replace(ep, role=role), (event,), True)

@@ -1,4 +1,8 @@
-"""Driving a lab appliance the way an admin does: a config file and the real `appliance` CLI."""
+"""Driving a lab appliance the way an admin does: a config file and the real `appliance` CLI.
+
+A test's appliance keeps its config, state and sockets in one directory (`base`) that the
+unprivileged netaccessd can reach: under the lab's workdir, not pytest's root-only tmp.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 APPLIANCE = [str(REPO / ".venv" / "bin" / "appliance")]
 
 
-def write_config(tmp_path: Path) -> Path:
-    config = tmp_path / "appliance.toml"
+def write_config(base: Path, extra: str = "") -> Path:
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    config = base / "appliance.toml"
     config.write_text(
         f"""
 [daemon]
-state_dir = "{tmp_path / "state"}"
-control_socket = "{tmp_path / "control.sock"}"
+state_dir = "{base / "state"}"
+control_socket = "{base / "run" / "control.sock"}"
 shutdown_grace = 5.0
 
 [interfaces]
@@ -26,27 +32,34 @@ upstream = ["up0"]
 
 [detection]
 malformed_log_interval = 1.0
+
+[enforcement]
+enforcer_socket = "{base / "run" / "enforcer.sock"}"
+{extra}
 """
     )
     return config
 
 
-def cli(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(base: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*APPLIANCE, "--socket", str(tmp_path / "control.sock"), *args],
+        [*APPLIANCE, "--socket", str(base / "run" / "control.sock"), *args],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=check,
     )
 
 
-def listed(tmp_path: Path) -> list[dict[str, Any]]:
-    out = cli(tmp_path, "endpoints", "list", "--json")
-    result: list[dict[str, Any]] = json.loads(out.stdout)
+def cli_json(base: Path, *args: str) -> Any:
+    return json.loads(cli(base, *args, "--json").stdout)
+
+
+def listed(base: Path) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = cli_json(base, "endpoints", "list")
     return result
 
 
-def status(tmp_path: Path) -> dict[str, Any]:
-    result: dict[str, Any] = json.loads(cli(tmp_path, "status", "--json").stdout)
+def status(base: Path) -> dict[str, Any]:
+    result: dict[str, Any] = cli_json(base, "status")
     return result

@@ -35,7 +35,8 @@ def lab_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LabF
     labs = request.node.stash.setdefault(_labs_key, [])
 
     def make(endpoints: int = 3, **lab_kwargs: Any) -> Lab:
-        lab_kwargs.setdefault("workdir", tmp_path / (f"lab{len(labs)}" if labs else "lab"))
+        # The default workdir (/run/netaccess-lab/<prefix>) is reachable by the unprivileged
+        # netaccessd; pytest's tmp_path is not.
         lab = Lab(prefix=f"na-{secrets.token_hex(3)}-", endpoints=endpoints, **lab_kwargs)
         labs.append(lab)
         return lab

@@ -19,12 +19,12 @@ LISTED_WITHIN = 3.0
 
 
 def wait_until_listed(
-    tmp_path: Path, leases: dict[int, Any], deadline: float
+    base: Path, leases: dict[int, Any], deadline: float
 ) -> dict[str, dict[str, Any]]:
     """Poll the CLI until every leased MAC is listed with its leased IP, or the deadline passes."""
     wanted = {lease.mac: lease.ip for lease in leases.values()}
     while True:
-        by_mac = {e["mac"]: e for e in listed(tmp_path)}
+        by_mac = {e["mac"]: e for e in listed(base)}
         if all(mac in by_mac and ip in by_mac[mac]["ips"] for mac, ip in wanted.items()):
             return by_mac
         if time.time() > deadline:
@@ -35,19 +35,25 @@ def wait_until_listed(
 
 
 @pytest.fixture
-def running_lab(lab_factory: Any, tmp_path: Path) -> Any:
+def running_lab(lab_factory: Any) -> Any:
     lab = lab_factory(endpoints=3)
-    lab.up(config=write_config(tmp_path))
+    lab.up(config=write_config(lab.workdir / "appliance"))
     return lab
 
 
+@pytest.fixture
+def base(running_lab: Any) -> Path:
+    path: Path = running_lab.workdir / "appliance"
+    return path
+
+
 def test_three_leased_endpoints_are_listed_with_mac_ip_and_hostname(
-    running_lab: Any, tmp_path: Path
+    running_lab: Any, base: Path
 ) -> None:
     leases = running_lab.wait_for_leases(timeout=30)
     assert len(leases) == 3
     by_mac = wait_until_listed(
-        tmp_path, leases, max(lease.at for lease in leases.values()) + LISTED_WITHIN
+        base, leases, max(lease.at for lease in leases.values()) + LISTED_WITHIN
     )
     for k, lease in leases.items():
         ep = by_mac[lease.mac]
@@ -59,28 +65,26 @@ def test_three_leased_endpoints_are_listed_with_mac_ip_and_hostname(
         assert {"first_seen", "last_seen"} <= ep.keys()
 
 
-def test_inventory_survives_a_daemon_restart(running_lab: Any, tmp_path: Path) -> None:
+def test_inventory_survives_a_daemon_restart(running_lab: Any, base: Path) -> None:
     leases = running_lab.wait_for_leases(timeout=30)
-    before = wait_until_listed(tmp_path, leases, time.time() + 10)
+    before = wait_until_listed(base, leases, time.time() + 10)
     assert running_lab.stop_appliance() == 0
-    running_lab.start_appliance(config=tmp_path / "appliance.toml")
-    after = {e["mac"]: e for e in listed(tmp_path)}
+    running_lab.start_appliance(config=base / "appliance.toml")
+    after = {e["mac"]: e for e in listed(base)}
     for mac, ep in before.items():
         assert after[mac]["ips"] == ep["ips"]
         assert after[mac]["hostname"] == ep["hostname"]
         assert after[mac]["first_seen"] == ep["first_seen"]
 
 
-def test_dhcp_release_marks_the_endpoint_gone_and_keeps_it(
-    running_lab: Any, tmp_path: Path
-) -> None:
+def test_dhcp_release_marks_the_endpoint_gone_and_keeps_it(running_lab: Any, base: Path) -> None:
     leases = running_lab.wait_for_leases(timeout=30)
-    wait_until_listed(tmp_path, leases, time.time() + 10)
+    wait_until_listed(base, leases, time.time() + 10)
     running_lab.stop_dhcp_client(2)
     mac = running_lab.endpoint_mac(2)
     deadline = time.time() + 10
     while True:
-        ep = json.loads(cli(tmp_path, "endpoints", "show", mac, "--json").stdout)
+        ep = json.loads(cli(base, "endpoints", "show", mac, "--json").stdout)
         if ep["state"] == "gone":
             break
         assert time.time() < deadline, f"endpoint never marked gone: {ep}"
@@ -90,14 +94,14 @@ def test_dhcp_release_marks_the_endpoint_gone_and_keeps_it(
 
 
 def test_ten_thousand_malformed_frames_are_counted_and_the_daemon_keeps_answering(
-    running_lab: Any, tmp_path: Path
+    running_lab: Any, base: Path
 ) -> None:
     leases = running_lab.wait_for_leases(timeout=30)
-    wait_until_listed(tmp_path, leases, time.time() + 10)
-    before = status(tmp_path)["interfaces"][0]
+    wait_until_listed(base, leases, time.time() + 10)
+    before = status(base)["interfaces"][0]
     running_lab.send_malformed(1, count=10_000, seed=7)
     time.sleep(0.5)  # let the last burst drain out of the socket buffer
-    after = status(tmp_path)["interfaces"][0]
+    after = status(base)["interfaces"][0]
     malformed = after["malformed"] - before["malformed"]
     dropped = after["kernel_drops"] - before["kernel_drops"]
     # Every frame passed the kernel filter: it was either dissected as malformed or, if the
@@ -105,11 +109,11 @@ def test_ten_thousand_malformed_frames_are_counted_and_the_daemon_keeps_answerin
     assert malformed + dropped >= 10_000
     assert malformed > 0
     assert running_lab.appliance_running()
-    assert len(listed(tmp_path)) == 3
+    assert len(listed(base)) == 3
 
 
-def test_endpoints_show_rejects_a_bad_mac_in_one_line(running_lab: Any, tmp_path: Path) -> None:
-    out = cli(tmp_path, "endpoints", "show", "not-a-mac", check=False)
+def test_endpoints_show_rejects_a_bad_mac_in_one_line(running_lab: Any, base: Path) -> None:
+    out = cli(base, "endpoints", "show", "not-a-mac", check=False)
     assert out.returncode != 0
     assert out.stderr.count("\n") == 1
     assert "not a MAC address" in out.stderr

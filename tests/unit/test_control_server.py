@@ -19,7 +19,7 @@ from netaccess.io.control_server import (
 )
 
 
-def echo_handler(request: Request) -> Response:
+async def echo_handler(request: Request) -> Response:
     if request.op == "endpoints.show":
         return Response.failure(request.id, ErrorCode.NOT_FOUND, "no such endpoint")
     return Response.success(request.id, {"op": request.op, "args": request.args})

@@ -5,6 +5,7 @@ from netaccess.policy.endpoint import (
     QUARANTINE,
     EndpointState,
     EventKind,
+    assign_role,
     learn,
 )
 from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
@@ -83,3 +84,23 @@ def test_hostname_change_is_an_event_with_old_and_new() -> None:
 def test_first_hostname_and_fingerprint_are_part_of_discovery_not_change_events() -> None:
     out = learn(None, dhcp(DhcpMessageType.DISCOVER, 0.0, hostname="ep1", fingerprint="1,3"), None)
     assert [e.kind for e in out.events] == [EventKind.DISCOVERED]
+
+
+def test_assigning_a_role_records_old_new_reason_and_who() -> None:
+    ep = learn(None, arp(0.0, "198.18.0.10"), None).endpoint
+    out = assign_role(ep, "full", at=5.0, reason="helpdesk ticket 42", by="admin")
+    assert out.endpoint.role == "full"
+    assert out.persist
+    assert out.events[0].kind is EventKind.ROLE_CHANGED
+    assert out.events[0].detail == {
+        "old": QUARANTINE,
+        "new": "full",
+        "reason": "helpdesk ticket 42",
+        "by": "admin",
+    }
+
+
+def test_assigning_the_current_role_again_is_no_event() -> None:
+    ep = learn(None, arp(0.0, "198.18.0.10"), None).endpoint
+    out = assign_role(ep, QUARANTINE, at=5.0, reason="again", by="admin")
+    assert out.events == () and not out.persist

@@ -21,6 +21,12 @@ DNS_RECORDS = {
     "www.corp.test": WEB_IP,
     "remediation.corp.test": REMEDIATION_IP,
     "portal.netaccess.test": APPLIANCE_ACCESS_IP,
+    # The OS connectivity-probe hosts resolve to the lab's upstream web server, so probes stay
+    # inside the lab and a captive endpoint's probe is seen to land on the portal instead.
+    "connectivitycheck.gstatic.com": WEB_IP,
+    "captive.apple.com": WEB_IP,
+    "www.msftconnecttest.com": WEB_IP,
+    "detectportal.firefox.com": WEB_IP,
 }
 DNS_ZONES = (f"corp.test,{UPSTREAM_NET}", "netaccess.test")
 

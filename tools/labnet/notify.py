@@ -33,6 +33,8 @@ class NotifyListener:
         path.unlink(missing_ok=True)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._sock.bind(os.fspath(path))
+        # netaccessd drops to its own user right after start and still has to reach us.
+        os.chmod(path, 0o666)
         self._sock.settimeout(0.2)
         self._thread = threading.Thread(target=self._drain, name=f"notify:{path}", daemon=True)
         self._thread.start()

@@ -60,6 +60,7 @@ SERVER_READY_TIMEOUT = 10.0
 DOWN_GRACE = 5.0
 
 APPLIANCE = "netaccessd"  # process name; its log is WORKDIR/netaccessd.log
+ENFORCER = "netaccess-enforcer"  # the privileged half; WORKDIR/netaccess-enforcer.log
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,54 +391,97 @@ class Lab:
     def start_appliance(
         self, config: Path | None = None, extra_env: Mapping[str, str] | None = None
     ) -> None:
-        """Run `<repo>/.venv/bin/netaccessd [--config FILE]` in the appliance namespace and
-        wait (30 s at most) for READY=1 on the NOTIFY_SOCKET the lab binds in its workdir.
+        """Run netaccess-enforcer (root) and then netaccessd (which drops to its own user) in
+        the appliance namespace, each with `--config FILE` if given, waiting (30 s at most
+        each) for READY=1 on a NOTIFY_SOCKET the lab binds in its workdir, as systemd would.
 
-        Its stdout and stderr go to WORKDIR/netaccessd.log. Raises LabError, with the log's
-        last 20 lines, when it exits or does not get ready in time (it is then stopped).
+        Output goes to WORKDIR/netaccess-enforcer.log and WORKDIR/netaccessd.log. Raises
+        LabError, with the log's last lines, when either exits or is not ready in time.
+        `extra_env` goes to netaccessd only. A running enforcer is kept.
         """
         if self.appliance_running():
             raise LabError(f"{APPLIANCE} already runs in {self.app_ns}")
-        daemon = self.repo / ".venv" / "bin" / "netaccessd"
-        if not os.access(daemon, os.X_OK):
-            raise LabError(f"{daemon} is missing: run tools/bootstrap")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.enforcer_running():
+            # It has said READY; its later pings need no listener.
+            self._start_until_ready(ENFORCER, config, None).close()
         self._close_notify()
-        self._notify = NotifyListener(self.workdir / "notify.sock")
-        env = _child_env(NOTIFY_SOCKET=str(self._notify.path))
+        self._notify = self._start_until_ready(APPLIANCE, config, extra_env)
+
+    def start_enforcer(self, config: Path | None = None) -> None:
+        if self.enforcer_running():
+            raise LabError(f"{ENFORCER} already runs in {self.app_ns}")
+        self._start_until_ready(ENFORCER, config, None).close()
+
+    def _start_until_ready(
+        self, name: str, config: Path | None, extra_env: Mapping[str, str] | None
+    ) -> NotifyListener:
+        program = self.repo / ".venv" / "bin" / name
+        if not os.access(program, os.X_OK):
+            raise LabError(f"{program} is missing: run tools/bootstrap")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        notify = NotifyListener(self.workdir / f"{name}.notify")
+        env = _child_env(NOTIFY_SOCKET=str(notify.path))
         env.update(extra_env or {})
-        argv = [str(daemon)] + (["--config", str(config)] if config is not None else [])
-        logfile = self.appliance_log
+        argv = [str(program)] + (["--config", str(config)] if config is not None else [])
+        logfile = self.workdir / f"{name}.log"
         # The log accumulates across restarts; errors quote only this run's part.
         since = logfile.stat().st_size if logfile.exists() else 0
-        self._processes.start(APPLIANCE, self.app_ns, argv, logfile, env=env)
+        self._processes.start(name, self.app_ns, argv, logfile, env=env)
 
         deadline = time.monotonic() + APPLIANCE_READY_TIMEOUT
-        while not self._notify.ready.wait(0.05):
-            if not self.appliance_running():
-                code = self._processes.exit_code(APPLIANCE)
-                self._close_notify()
+        while not notify.ready.wait(0.05):
+            if self._processes.pid(name, self.app_ns) is None:
+                code = self._processes.exit_code(name)
+                notify.close()
                 raise LabError(
-                    f"{APPLIANCE} exited with {code} before sending READY=1;"
+                    f"{name} exited with {code} before sending READY=1;"
                     f" last lines of {logfile}:\n{tail(logfile, since=since)}"
                 )
             if time.monotonic() > deadline:
-                self._processes.stop(APPLIANCE, self.app_ns, 5.0)
-                self._close_notify()
+                self._processes.stop(name, self.app_ns, 5.0)
+                notify.close()
                 raise LabError(
-                    f"{APPLIANCE} sent no READY=1 within {APPLIANCE_READY_TIMEOUT:g} s"
+                    f"{name} sent no READY=1 within {APPLIANCE_READY_TIMEOUT:g} s"
                     f" (stopped it); last lines of {logfile}:\n{tail(logfile, since=since)}"
                 )
+        return notify
 
     def appliance_running(self) -> bool:
         return self._processes.pid(APPLIANCE, self.app_ns) is not None
+
+    def enforcer_running(self) -> bool:
+        return self._processes.pid(ENFORCER, self.app_ns) is not None
+
+    @property
+    def enforcer_log(self) -> Path:
+        return self.workdir / f"{ENFORCER}.log"
+
+    def appliance_pid(self) -> int | None:
+        return self._processes.pid(APPLIANCE, self.app_ns)
+
+    def enforcer_pid(self) -> int | None:
+        return self._processes.pid(ENFORCER, self.app_ns)
+
+    def stop_enforcer(self, timeout: float = 10.0) -> int:
+        code, killed = self._processes.stop(ENFORCER, self.app_ns, timeout)
+        if code is not None:
+            return code
+        return -signal.SIGKILL if killed else 0
+
+    def kill_appliance(self) -> None:
+        """SIGKILL netaccessd: no drain, no goodbye (what a crash looks like to the kernel)."""
+        pid = self._processes.pid(APPLIANCE, self.app_ns)
+        if pid is None:
+            raise LabError(f"{APPLIANCE} is not running in {self.app_ns}")
+        self._processes.stop(APPLIANCE, self.app_ns, 0.0)
+        self._close_notify()
 
     def stop_appliance(self, timeout: float = 10.0) -> int:
         """SIGTERM the daemon, wait `timeout` s (then SIGKILL, with a warning); its exit code.
 
         The code is as in subprocess: negative when a signal ended it (-9 after SIGKILL). For
         a daemon started by another process (e.g. `tools/lab up`) the real code cannot be
-        collected: 0 then means "exited after SIGTERM".
+        collected: 0 then means "exited after SIGTERM". The enforcer keeps running.
         """
         running = self.appliance_running()
         code, killed = self._processes.stop(APPLIANCE, self.app_ns, timeout)
@@ -555,6 +599,7 @@ class Lab:
             ("up-remediation", self.up_ns),
             ("app-dnsmasq", self.app_ns),
             (APPLIANCE, self.app_ns),
+            (ENFORCER, self.app_ns),
         ] + [(f"ep{k}-udhcpc", self.endpoint_ns(k)) for k in self.existing_endpoints()]
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,125 @@
+"""What the admin CLI may ask the running daemon, answered from its live state."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import netaccess
+from netaccess.config import ApplianceConfig
+from netaccess.control import ControlError, ErrorCode, Request, Response
+from netaccess.control.views import endpoint_view, event_view, iso_time, role_view
+from netaccess.enforce.intents import Status
+from netaccess.io.capture import Capture
+from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
+from netaccess.io.inventory import Inventory
+from netaccess.proto.mac import InvalidMac, parse_mac
+from netaccess.store import Store
+
+DATABASE_NAME = "netaccess.db"
+REASON_MAX = 500
+
+
+class Appliance:
+    """The daemon's state as the control socket sees it."""
+
+    def __init__(
+        self, config: ApplianceConfig, store: Store, inventory: Inventory, enforcer: EnforcerLink
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.inventory = inventory
+        self.enforcer = enforcer
+        self.captures: list[Capture] = []
+        self.started_at = time.time()
+
+    async def handle(self, request: Request) -> Response:
+        args = request.args
+        match request.op:
+            case "status":
+                result: Any = self.status()
+            case "endpoints.list":
+                result = [endpoint_view(ep) for ep in self.inventory.endpoints()]
+            case "endpoints.show":
+                result = self.show(args.get("mac"))
+            case "endpoints.set-role":
+                result = self.set_role(args.get("mac"), args.get("role"), args.get("reason"))
+            case "roles.list":
+                result = [role_view(role) for role in self.config.roles]
+            case "enforcement.show":
+                result = await self.enforcement()
+            case _:
+                raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
+        return Response.success(request.id, result)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": netaccess.__version__,
+            "pid": os.getpid(),
+            "uid": os.getuid(),
+            "started_at": iso_time(self.started_at),
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "config": self.config.source,
+            "store": {
+                "path": str(self.config.daemon.state_dir / DATABASE_NAME),
+                "schema_version": self.store.schema_version,
+            },
+            "endpoints": len(self.inventory),
+            "endpoints_refused": self.inventory.refused,
+            "pending_writes": self.inventory.pending_writes,
+            "interfaces": [capture.view() for capture in self.captures],
+            "enforcer": {"connected": self.enforcer.connected, "queued": self.enforcer.queued},
+        }
+
+    def show(self, raw_mac: object) -> dict[str, Any]:
+        mac = self._mac(raw_mac)
+        ep = self.inventory.get(mac)
+        if ep is None:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no endpoint with MAC {mac}")
+        view = endpoint_view(ep)
+        # The handler runs on the event loop; one bounded, indexed read is cheap.
+        view["events"] = [event_view(ev) for ev in self.store.events(mac=mac, limit=50)]
+        return view
+
+    def set_role(self, raw_mac: object, role: object, reason: object) -> dict[str, Any]:
+        mac = self._mac(raw_mac)
+        known = [r.name for r in self.config.roles]
+        if not isinstance(role, str) or role not in known:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST, f"unknown role {role!r} (known: {', '.join(known)})"
+            )
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > REASON_MAX:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST, f"a reason is required (1 to {REASON_MAX} characters)"
+            )
+        ep = self.inventory.set_role(mac, role, at=time.time(), reason=reason.strip(), by="admin")
+        if ep is None:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no endpoint with MAC {mac}")
+        return endpoint_view(ep)
+
+    async def enforcement(self) -> dict[str, Any]:
+        try:
+            answer, _fds = await self.enforcer.request(Status())
+        except EnforcerUnavailable as exc:
+            raise ControlError(ErrorCode.UNAVAILABLE, f"enforcer unreachable: {exc}") from None
+        except EnforcerRefused as exc:
+            raise ControlError(ErrorCode.INTERNAL, f"enforcer: {exc}") from None
+        return {
+            **answer.result,
+            "link": {
+                "connected": self.enforcer.connected,
+                "queued": self.enforcer.queued,
+                "sent_changes": self.enforcer.sent_changes,
+                "overflowed": self.enforcer.overflowed,
+            },
+        }
+
+    @staticmethod
+    def _mac(raw: object) -> str:
+        if not isinstance(raw, str):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.mac is required")
+        try:
+            return parse_mac(raw)
+        except InvalidMac as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None

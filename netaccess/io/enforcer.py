@@ -1,0 +1,247 @@
+"""netaccess-enforcer: the one privileged process. It turns typed intents into kernel state.
+
+It parses no packet and no HTTP: it loads the nftables ruleset, changes set elements, flushes
+conntrack, and opens the raw sockets and privileged listeners that netaccessd (unprivileged)
+needs, handing them over as file descriptors. Only netaccessd's uid may talk to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import pwd
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import trio
+
+import netaccess
+from netaccess.config import ApplianceConfig, ConfigError, default_config, load_config_file
+from netaccess.enforce.errors import EnforcementError
+from netaccess.enforce.intents import (
+    MAX_LINE,
+    Answer,
+    FlushFlows,
+    Intent,
+    IntentError,
+    OpenCapture,
+    OpenListener,
+    Reconcile,
+    SetMemberships,
+    Status,
+    decode_intent,
+    encode_answer,
+)
+from netaccess.enforce.kernel_state import KernelEnforcement
+from netaccess.io import jsonlog, sdnotify
+from netaccess.io.capture import CaptureError, open_capture_socket
+from netaccess.io.control_server import peer_credentials
+from netaccess.io.fdpass import LineChannel
+
+log = logging.getLogger("netaccess.enforcer")
+
+
+class EnforcerStartupError(Exception):
+    pass
+
+
+class Enforcer:
+    """Executes intents; every answer says what happened, and nothing is half-applied."""
+
+    def __init__(self, config: ApplianceConfig, kernel: KernelEnforcement) -> None:
+        self.config = config
+        self.kernel = kernel
+        self.started_at = time.time()
+        self.intents_handled = 0
+
+    def handle(self, intent: Intent) -> tuple[Answer, list[int]]:
+        self.intents_handled += 1
+        match intent:
+            case SetMemberships(changes):
+                flows = self.kernel.apply(changes)
+                return Answer(True, {"applied": len(changes), "flows_deleted": flows}), []
+            case FlushFlows(addresses):
+                return Answer(True, {"flows_deleted": self.kernel.flush(addresses)}), []
+            case Reconcile(desired):
+                return Answer(True, self.kernel.reconcile(desired)), []
+            case OpenCapture(ifname, receive_buffer):
+                try:
+                    sock = open_capture_socket(ifname, receive_buffer)
+                except CaptureError as exc:
+                    return Answer(False, error=str(exc)), []
+                return Answer(True, {"ifname": ifname}), [sock.detach()]
+            case OpenListener(port, backlog):
+                return self._open_listener(port, backlog)
+            case Status():
+                return Answer(True, self.status()), []
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "intents_handled": self.intents_handled,
+            **self.kernel.status(),
+        }
+
+    def _open_listener(self, port: int, backlog: int) -> tuple[Answer, list[int]]:
+        allowed = {
+            self.config.enforcement.portal_http_port,
+            self.config.enforcement.portal_https_port,
+            self.config.enforcement.pt_tls_port,
+        }
+        if port not in allowed:
+            return Answer(
+                False, error=f"port {port} is not a configured listener {sorted(allowed)}"
+            ), []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))
+            sock.listen(backlog)
+        except OSError as exc:
+            sock.close()
+            return Answer(False, error=f"cannot listen on TCP {port}: {exc.strerror}"), []
+        return Answer(True, {"port": port}), [sock.detach()]
+
+
+async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) -> None:
+    path = config.enforcement.enforcer_socket
+    listener = await _bind(path, daemon_uid)
+    lock = trio.Lock()  # one kernel transaction at a time, whoever asks
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+
+            async def stop_on_signal() -> None:
+                async for signum in signals:
+                    log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+                    sdnotify.notify("STOPPING=1")
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(stop_on_signal)
+            sdnotify.notify("READY=1")
+            log.info("ready", extra={"socket": str(path), "daemon_uid": daemon_uid})
+            period = sdnotify.watchdog_period()
+            if period is not None:
+                nursery.start_soon(sdnotify.keep_watchdog_fed, period)
+            try:
+                while True:
+                    conn, _ = await listener.accept()
+                    nursery.start_soon(_serve_peer, conn, enforcer, daemon_uid, lock)
+            finally:
+                listener.close()
+                with trio.CancelScope(shield=True):
+                    if path.exists():
+                        path.unlink()
+    log.info("stopped; the kernel keeps enforcing the last state")
+
+
+async def _bind(path: Path, daemon_uid: int) -> trio.socket.SocketType:
+    daemon_gid = pwd.getpwuid(daemon_uid).pw_gid
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o755)
+        # netaccessd keeps its control socket beside ours.
+        os.chown(path.parent, daemon_uid, daemon_gid)
+    if path.exists():
+        path.unlink()
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o117)
+    try:
+        await sock.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    os.chown(path, 0, daemon_gid)
+    sock.listen(8)
+    return sock
+
+
+async def _serve_peer(
+    conn: trio.socket.SocketType, enforcer: Enforcer, daemon_uid: int, lock: trio.Lock
+) -> None:
+    channel = LineChannel(conn, MAX_LINE)
+    try:
+        peer = peer_credentials(conn)
+        if peer.uid != daemon_uid:
+            log.warning(
+                "peer refused",
+                extra={"peer_uid": peer.uid, "peer_pid": peer.pid, "daemon_uid": daemon_uid},
+            )
+            refusal = Answer(False, error=f"uid {peer.uid} is not netaccessd's uid {daemon_uid}")
+            with trio.move_on_after(1):
+                await channel.send(encode_answer(refusal))
+            return
+        log.info("netaccessd connected", extra={"peer_pid": peer.pid})
+        while (received := await channel.receive_line()) is not None:
+            line, stray_fds = received
+            for fd in stray_fds:  # we never accept descriptors from the daemon
+                os.close(fd)
+            answer, fds = await _answer(line, enforcer, lock)
+            try:
+                await channel.send(encode_answer(answer), fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+    except (OSError, ValueError, trio.BrokenResourceError) as exc:
+        log.warning("peer connection ended", extra={"error": str(exc)})
+    finally:
+        channel.close_fds()
+        conn.close()
+
+
+async def _answer(line: bytes, enforcer: Enforcer, lock: trio.Lock) -> tuple[Answer, list[int]]:
+    try:
+        intent = decode_intent(line)
+    except IntentError as exc:
+        return Answer(False, error=f"refused: {exc}"), []
+    async with lock:
+        try:
+            return enforcer.handle(intent)
+        except EnforcementError as exc:
+            log.error("intent failed", extra={"intent": type(intent).__name__, "error": str(exc)})
+            return Answer(False, error=str(exc)), []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="netaccess-enforcer", description="netaccess privileged enforcer"
+    )
+    parser.add_argument(
+        "--config", metavar="FILE", help="TOML config (default: the embedded config)"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"netaccess-enforcer {netaccess.__version__}"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config_file(args.config) if args.config else default_config()
+    except ConfigError as exc:
+        print(
+            f"netaccess-enforcer: refusing to start, configuration is invalid:\n{exc}",
+            file=sys.stderr,
+        )
+        return 2
+    jsonlog.setup(config.daemon.log_level.value)
+    try:
+        daemon_uid = pwd.getpwnam(config.daemon.user).pw_uid
+    except KeyError:
+        log.error(
+            "cannot start: daemon.user: no such user %r (create it, e.g. with sysusers)",
+            config.daemon.user,
+        )
+        return 1
+    try:
+        kernel = KernelEnforcement.start(config)
+    except EnforcementError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    trio.run(serve, config, Enforcer(config, kernel), daemon_uid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
