@@ -144,8 +144,9 @@ async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) ->
 async def _bind(path: Path, daemon_uid: int) -> trio.socket.SocketType:
     daemon_gid = pwd.getpwuid(daemon_uid).pw_gid
     if not path.parent.exists():
+        # Under systemd tmpfiles made it; elsewhere (the lab) we do, and netaccessd keeps its
+        # control socket beside ours, so it must be able to write here.
         path.parent.mkdir(parents=True, mode=0o755)
-        # netaccessd keeps its control socket beside ours.
         os.chown(path.parent, daemon_uid, daemon_gid)
     if path.exists():
         path.unlink()
@@ -155,7 +156,10 @@ async def _bind(path: Path, daemon_uid: int) -> trio.socket.SocketType:
         await sock.bind(str(path))
     finally:
         os.umask(old_umask)
-    os.chown(path, 0, daemon_gid)
+    # Under systemd we are not root and the directory's group already is netaccessd's; chown
+    # only when it differs (giving a file to another owner needs CAP_CHOWN we do not hold).
+    if path.stat().st_gid != daemon_gid:
+        os.chown(path, -1, daemon_gid)
     sock.listen(8)
     return sock
 
