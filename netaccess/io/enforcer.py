@@ -39,6 +39,7 @@ from netaccess.enforce.intents import (
     encode_answer,
 )
 from netaccess.enforce.kernel_state import KernelEnforcement
+from netaccess.enforce.ruleset import RulesetSpec
 from netaccess.io import jsonlog, sdnotify
 from netaccess.io.capture import CaptureError, open_capture_socket
 from netaccess.io.control_server import peer_credentials
@@ -59,6 +60,12 @@ class Enforcer:
         self.kernel = kernel
         self.started_at = time.time()
         self.intents_handled = 0
+        # Listeners outlive netaccessd: while it restarts, new connections wait in the
+        # backlog instead of being refused, and it gets the same socket back (a dup).
+        self._listeners: dict[int, socket.socket] = {}
+        # Listeners outlive netaccessd: while it restarts, new connections wait in the
+        # backlog instead of being refused, and it gets the same socket back (a dup).
+        self._listeners: dict[int, socket.socket] = {}
 
     def handle(self, intent: Intent) -> tuple[Answer, list[int]]:
         self.intents_handled += 1
@@ -99,15 +106,18 @@ class Enforcer:
             return Answer(
                 False, error=f"port {port} is not a configured listener {sorted(allowed)}"
             ), []
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-            sock.listen(backlog)
-        except OSError as exc:
-            sock.close()
-            return Answer(False, error=f"cannot listen on TCP {port}: {exc.strerror}"), []
-        return Answer(True, {"port": port}), [sock.detach()]
+        sock = self._listeners.get(port)
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("0.0.0.0", port))
+                sock.listen(backlog)
+            except OSError as exc:
+                sock.close()
+                return Answer(False, error=f"cannot listen on TCP {port}: {exc.strerror}"), []
+            self._listeners[port] = sock
+        return Answer(True, {"port": port}), [os.dup(sock.fileno())]
 
 
 async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) -> None:
@@ -210,6 +220,17 @@ async def _answer(line: bytes, enforcer: Enforcer, lock: trio.Lock) -> tuple[Ans
             return Answer(False, error=str(exc)), []
 
 
+def ruleset_spec(config: ApplianceConfig) -> RulesetSpec:
+    return RulesetSpec(
+        roles=config.roles,
+        access_interfaces=config.interfaces.access,
+        upstream_interfaces=config.interfaces.upstream,
+        portal_http_port=config.enforcement.portal_http_port,
+        portal_https_port=config.enforcement.portal_https_port,
+        pt_tls_port=config.enforcement.pt_tls_port,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="netaccess-enforcer", description="netaccess privileged enforcer"
@@ -239,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        kernel = KernelEnforcement.start(config)
+        kernel = KernelEnforcement.start(ruleset_spec(config))
     except EnforcementError as exc:
         log.error("cannot start: %s", exc)
         return 1

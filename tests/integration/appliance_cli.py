@@ -36,6 +36,17 @@ malformed_log_interval = 1.0
 [enforcement]
 enforcer_socket = "{base / "run" / "enforcer.sock"}"
 {extra}
+
+[[roles]]
+name = "remediation"
+vlan = 998
+captive = true
+allow = [{{ cidr = "198.19.0.3/32", proto = "tcp", ports = [80] }}]
+
+[[roles]]
+name = "full"
+vlan = 100
+allow = ["0.0.0.0/0", "::/0"]
 """
     )
     return config

@@ -123,7 +123,30 @@ def test_killing_the_daemon_leaves_enforcement_in_place(lab: Any) -> None:
     wait_for_page(lab, 1, f"http://{WEB}/", UPSTREAM_PAGE)
     lab.kill_appliance()
     assert UPSTREAM_PAGE in curl(lab, 1, f"http://{WEB}/").stdout
-    assert PORTAL_PAGE in curl(lab, 2, f"http://{WEB}/").stdout
+    assert UPSTREAM_PAGE not in curl(lab, 2, f"http://{WEB}/").stdout
+
+
+def test_a_captive_request_during_a_daemon_restart_waits_and_is_then_served(lab: Any) -> None:
+    lab.kill_appliance()
+    # The enforcer still holds the portal listener: the connection waits in its backlog.
+    waiting = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            lab.endpoint_ns(2),
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            f"http://{WEB}/",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lab.start_appliance(config=base_of(lab) / "appliance.toml")
+    out, _ = waiting.communicate(timeout=30)
+    assert PORTAL_PAGE in out
 
 
 def test_a_hand_deleted_set_element_is_restored_and_logged(lab: Any) -> None:

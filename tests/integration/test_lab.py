@@ -223,10 +223,13 @@ while True:
 
 @pytest.fixture
 def stand_in_lab(lab_factory: LabFactory, tmp_path: Path) -> Lab:
-    daemon = tmp_path / "repo" / ".venv" / "bin" / "netaccessd"
-    daemon.parent.mkdir(parents=True)
-    daemon.write_text(textwrap.dedent(STAND_IN.format(python=sys.executable)))
-    daemon.chmod(0o755)
+    bin_dir = tmp_path / "repo" / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    # The lab starts the enforcer first; its stand-in only handshakes (extra_env, and so the
+    # STAND_IN_* switches, go to netaccessd alone).
+    for program in ("netaccess-enforcer", "netaccessd"):
+        (bin_dir / program).write_text(textwrap.dedent(STAND_IN.format(python=sys.executable)))
+        (bin_dir / program).chmod(0o755)
     lab = lab_factory(endpoints=1, repo=tmp_path / "repo")
     lab.up(appliance=False, dhcp_clients=False)
     return lab

@@ -28,7 +28,16 @@ DNS_RECORDS = {
     "www.msftconnecttest.com": WEB_IP,
     "detectportal.firefox.com": WEB_IP,
 }
-DNS_ZONES = (f"corp.test,{UPSTREAM_NET}", "netaccess.test")
+# The lab's DNS is authoritative-only: every name it answers lies in one of these zones (the
+# probe hosts' zones included; nothing is forwarded, so no lookup leaves the lab).
+DNS_ZONES = (
+    f"corp.test,{UPSTREAM_NET}",
+    "netaccess.test",
+    "gstatic.com",
+    "apple.com",
+    "msftconnecttest.com",
+    "firefox.com",
+)
 
 MAX_ENDPOINTS = 250
 

@@ -263,6 +263,12 @@ class Lab:
             ],
         )
         run(["ip", "netns", "exec", self.app_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        # Conntrack destroy events let the enforcer count what a kernel-side flush deleted
+        # (the appliance image sets the same in sysctl.d). The module may not be loaded yet on
+        # a fresh host; the enforcer then counts by dumping instead.
+        with contextlib.suppress(LabError):
+            sysctl = ["ip", "netns", "exec", self.app_ns, "sysctl", "-qw"]
+            run([*sysctl, "net.netfilter.nf_conntrack_events=1"])
         # A switch forwards frames as they are. With br_netfilter in the kernel, bridged ARP
         # and IP would go through arptables/iptables, which drop broken frames (e.g. ARP
         # shorter than 8 bytes) before they reach the appliance. -e: fine if it is absent.

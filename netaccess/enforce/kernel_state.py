@@ -1,0 +1,134 @@
+"""The enforcer's view of the kernel: the ruleset, the role sets and conntrack, behind intents.
+
+Memberships arrive as (old, new) pairs from netaccessd; this turns them into one nftables
+transaction and one conntrack flush, and reports per-role state for `enforcement show`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from netaccess.enforce.conntrack import ConntrackFlusher
+from netaccess.enforce.errors import EnforcementError
+from netaccess.enforce.intents import Membership, MembershipChange
+from netaccess.enforce.kernel import KernelFeatures, detect
+from netaccess.enforce.nft import Nftables
+from netaccess.enforce.ruleset import RoleMembers, RulesetSpec, render_ruleset
+from netaccess.enforce.sets import RoleChange, RoleSets
+
+
+class KernelEnforcement:
+    def __init__(
+        self,
+        spec: RulesetSpec,
+        nft: Nftables,
+        sets: RoleSets,
+        conntrack: ConntrackFlusher,
+        features: KernelFeatures,
+    ) -> None:
+        self.spec = spec
+        self._nft = nft
+        self._sets = sets
+        self._conntrack = conntrack
+        self.features = features
+        self.changes_applied = 0
+        self.flows_deleted = 0
+        self.reconciles = 0
+        self.repairs = 0
+
+    @classmethod
+    def start(cls, spec: RulesetSpec) -> KernelEnforcement:
+        """Load the ruleset, keeping the memberships the kernel already holds.
+
+        An enforcer restart must not open or close anything: the table is replaced atomically
+        with the same elements it had, and netaccessd's reconcile corrects them afterwards.
+        """
+        nft = Nftables()
+        sets = RoleSets(nft)
+        try:
+            current = sets.members()
+        except EnforcementError:
+            current = {}  # no table yet: first start
+        roles = {role.name for role in spec.roles}
+        kept = {name: members for name, members in current.items() if name in roles}
+        nft.load_ruleset(render_ruleset(dataclasses.replace(spec, members=kept)))
+        return cls(spec, nft, sets, ConntrackFlusher(), detect())
+
+    def apply(self, changes: Sequence[MembershipChange]) -> int:
+        """One transaction for all set changes, then one flush for the endpoints whose role
+        changed; returns the number of flows deleted."""
+        role_changes: list[RoleChange] = []
+        for change in changes:
+            role_changes += _role_changes(change)
+        self._sets.apply(role_changes)
+        self.changes_applied += len(changes)
+        addresses = tuple(dict.fromkeys(a for change in changes for a in change.addresses()))
+        return self.flush(addresses) if addresses else 0
+
+    def flush(self, addresses: Sequence[str]) -> int:
+        deleted = self._conntrack.flush(addresses)
+        self.flows_deleted += deleted
+        return deleted
+
+    def reconcile(self, desired: Sequence[Membership]) -> dict[str, Any]:
+        grouped: dict[str, dict[str, list[str]]] = {
+            role.name: {"macs": [], "ipv4": [], "ipv6": []} for role in self.spec.roles
+        }
+        for m in desired:
+            if m.role not in grouped:
+                raise EnforcementError(f"reconcile: role {m.role!r} is not in the loaded ruleset")
+            if m.mac is not None:
+                grouped[m.role]["macs"].append(m.mac)
+            grouped[m.role]["ipv4"] += m.ipv4
+            grouped[m.role]["ipv6"] += m.ipv6
+        repairs = self._sets.reconcile(
+            {
+                role: RoleMembers(tuple(g["macs"]), tuple(g["ipv4"]), tuple(g["ipv6"]))
+                for role, g in grouped.items()
+            }
+        )
+        self.reconciles += 1
+        result = {
+            "restored": {role: _elements(m) for role, m in repairs.restored.items()},
+            "removed": {role: _elements(m) for role, m in repairs.removed.items()},
+        }
+        self.repairs += sum(len(v) for part in result.values() for v in part.values())
+        return result
+
+    def status(self) -> dict[str, Any]:
+        members = self._sets.members()
+        roles = {
+            role.name: {
+                "macs": len(members.get(role.name, RoleMembers()).macs),
+                "ipv4": len(members.get(role.name, RoleMembers()).ipv4),
+                "ipv6": len(members.get(role.name, RoleMembers()).ipv6),
+            }
+            for role in self.spec.roles
+        }
+        return {
+            "roles": roles,
+            "changes_applied": self.changes_applied,
+            "flows_deleted": self.flows_deleted,
+            "reconciles": self.reconciles,
+            "repairs": self.repairs,
+            "kernel": dataclasses.asdict(self.features),
+        }
+
+
+def _elements(members: RoleMembers) -> list[str]:
+    return [*members.macs, *members.ipv4, *members.ipv6]
+
+
+def _role_changes(change: MembershipChange) -> list[RoleChange]:
+    """An endpoint moves what it keeps to its new role; what it lost leaves its old role."""
+    new, old = change.new, change.old
+    out = [RoleChange(new.mac, new.ipv4, new.ipv6, old.role if old else None, new.role)]
+    if old is not None:
+        gone_mac = old.mac if old.mac is not None and old.mac != new.mac else None
+        gone4 = tuple(ip for ip in old.ipv4 if ip not in new.ipv4)
+        gone6 = tuple(ip for ip in old.ipv6 if ip not in new.ipv6)
+        if gone_mac or gone4 or gone6:
+            out.append(RoleChange(gone_mac, gone4, gone6, old.role, None))
+    return out

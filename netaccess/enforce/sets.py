@@ -1,0 +1,211 @@
+"""Per-endpoint role changes as set element updates: many changes, one nft transaction, O(1)
+each in the number of enrolled endpoints; and reconciliation of the sets with the store."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from netaccess.enforce.errors import EnforcementError
+from netaccess.enforce.nft import ElementOp, ElementUpdate, Nftables, set_elements
+from netaccess.enforce.ruleset import (
+    TABLE,
+    RoleMembers,
+    SetKind,
+    normalize,
+    normalize_ipv4,
+    normalize_ipv6,
+    normalize_mac,
+    set_names,
+)
+
+_SET_NAME = re.compile(r"role_([a-z][a-z0-9_]{0,23})_(mac|v4|v6)\Z")
+_KIND_OF_SUFFIX = {"mac": SetKind.MAC, "v4": SetKind.IPV4, "v6": SetKind.IPV6}
+
+
+@dataclass(frozen=True, slots=True)
+class RoleChange:
+    """Move an endpoint's MAC and/or addresses from old_role (None: in no set) to new_role
+    (None: in no set any more, e.g. an address the endpoint released)."""
+
+    mac: str | None
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+    old_role: str | None
+    new_role: str | None
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The IP addresses whose conntrack entries the change should flush."""
+        return (*self.ipv4, *self.ipv6)
+
+
+@dataclass(frozen=True, slots=True)
+class Repairs:
+    """What reconcile changed, per role: elements put back, and stray elements taken out."""
+
+    restored: Mapping[str, RoleMembers]
+    removed: Mapping[str, RoleMembers]
+
+    def __bool__(self) -> bool:
+        return bool(self.restored or self.removed)
+
+
+class RoleSets:
+    """The role sets of the netaccess table, changed through one Nftables context."""
+
+    def __init__(self, nft: Nftables) -> None:
+        self._nft = nft
+
+    def apply(self, changes: Sequence[RoleChange]) -> None:
+        """Apply `changes` in one transaction: all of them take effect at once, or none.
+
+        Several changes of one element in a batch fold into its last role. Removing an
+        element that is already gone (deleted by hand, say) never fails the batch: nft 1.0.6
+        has no `destroy element`, but the kernel's DESTROYSETELEM (Linux 6.3) is sent
+        directly, and on older kernels an add of the same element precedes the delete in
+        the same transaction, which makes the pair always succeed. No listing is needed.
+        """
+        for role in {role for c in changes for role in (c.old_role, c.new_role)}:
+            if role is not None:
+                set_names(role)
+        # Per kind: where each element ends up, and every role it may have been in.
+        final: dict[SetKind, dict[str, str | None]] = {kind: {} for kind in SetKind}
+        leaving: dict[SetKind, list[tuple[str, str]]] = {kind: [] for kind in SetKind}
+        macs, macs_leaving = final[SetKind.MAC], leaving[SetKind.MAC]
+        v4, v4_leaving = final[SetKind.IPV4], leaving[SetKind.IPV4]
+        v6, v6_leaving = final[SetKind.IPV6], leaving[SetKind.IPV6]
+        for change in changes:
+            old, new = change.old_role, change.new_role
+            if change.mac is not None:
+                _fold(normalize_mac(change.mac), old, new, macs, macs_leaving)
+            for address in change.ipv4:
+                _fold(normalize_ipv4(address), old, new, v4, v4_leaving)
+            for address in change.ipv6:
+                _fold(normalize_ipv6(address), old, new, v6, v6_leaving)
+        removals: dict[tuple[str, SetKind], list[str]] = {}
+        additions: dict[tuple[str, SetKind], list[str]] = {}
+        for kind in SetKind:
+            ends = final[kind]
+            leave_by_role: dict[str, list[str]] = {}
+            for value, role in leaving[kind]:
+                if ends[value] != role:
+                    leave_by_role.setdefault(role, []).append(value)
+            join_by_role: dict[str, list[str]] = {}
+            for value, new_role in ends.items():
+                if new_role is not None:
+                    join_by_role.setdefault(new_role, []).append(value)
+            removals.update(((role, kind), values) for role, values in leave_by_role.items())
+            additions.update(((role, kind), values) for role, values in join_by_role.items())
+        self._update(removals, additions, f"applying {len(changes)} role changes")
+
+    def members(self) -> dict[str, RoleMembers]:
+        """The kernel's truth: the elements of every role's sets, by role name."""
+        listing = self._nft.run_json(f"list table {TABLE}")
+        found: dict[str, dict[SetKind, list[str]]] = {}
+        for item in listing.get("nftables", []):
+            set_json = item.get("set")
+            if set_json is None:
+                continue
+            match = _SET_NAME.match(str(set_json.get("name", "")))
+            if match is None:
+                continue
+            role, suffix = match.groups()
+            kinds = found.setdefault(role, {kind: [] for kind in SetKind})
+            kinds[_KIND_OF_SUFFIX[suffix]] = sorted(set_elements(set_json))
+        return {
+            role: RoleMembers(
+                macs=tuple(kinds[SetKind.MAC]),
+                ipv4=tuple(kinds[SetKind.IPV4]),
+                ipv6=tuple(kinds[SetKind.IPV6]),
+            )
+            for role, kinds in sorted(found.items())
+        }
+
+    def reconcile(self, desired: Mapping[str, RoleMembers]) -> Repairs:
+        """Make the kernel's sets equal `desired` (every role's complete membership; a role
+        left out must be empty) in one transaction, and report what had to change.
+
+        Call it from the thread that calls apply, so no change lands between the listing
+        and the repair.
+        """
+        actual = self.members()
+        unknown = sorted(set(desired) - set(actual))
+        if unknown:
+            raise EnforcementError(
+                f"reconcile: roles {unknown} have no sets in table {TABLE}; load a ruleset"
+                " that declares them first"
+            )
+        removals: dict[tuple[str, SetKind], list[str]] = {}
+        additions: dict[tuple[str, SetKind], list[str]] = {}
+        for role, have in actual.items():
+            want = desired.get(role, RoleMembers())
+            for kind in SetKind:
+                wanted = {normalize(kind, value) for value in _of_kind(want, kind)}
+                present = set(_of_kind(have, kind))
+                if wanted - present:
+                    additions[(role, kind)] = sorted(wanted - present)
+                if present - wanted:
+                    removals[(role, kind)] = sorted(present - wanted)
+        self._update(removals, additions, "reconciling the role sets")
+        return Repairs(restored=_by_role(additions), removed=_by_role(removals))
+
+    def _update(
+        self,
+        removals: Mapping[tuple[str, SetKind], list[str]],
+        additions: Mapping[tuple[str, SetKind], list[str]],
+        what: str,
+    ) -> None:
+        # Removals first: an element moving between roles is never in two roles' sets, not
+        # even inside the transaction.
+        updates = [
+            ElementUpdate(op, set_names(role).of(kind), kind, tuple(dict.fromkeys(values)))
+            for op, group in ((ElementOp.REMOVE, removals), (ElementOp.ADD, additions))
+            for (role, kind), values in sorted(group.items(), key=_key)
+        ]
+        try:
+            self._nft.update_elements(updates)
+        except EnforcementError as exc:
+            raise EnforcementError(f"{what}: {exc}") from exc
+
+
+def _fold(
+    value: str,
+    old: str | None,
+    new: str | None,
+    final: dict[str, str | None],
+    leaving: list[tuple[str, str]],
+) -> None:
+    """Record that `value` moves from `old` to `new`, after what earlier changes did."""
+    earlier = final.get(value)
+    if earlier is not None:
+        leaving.append((value, earlier))
+    if old is not None:
+        leaving.append((value, old))
+    final[value] = new
+
+
+def _key(item: tuple[tuple[str, SetKind], list[str]]) -> tuple[str, str]:
+    (role, kind), _ = item
+    return role, kind.value
+
+
+def _of_kind(members: RoleMembers, kind: SetKind) -> tuple[str, ...]:
+    if kind is SetKind.MAC:
+        return members.macs
+    return members.ipv4 if kind is SetKind.IPV4 else members.ipv6
+
+
+def _by_role(changes: Mapping[tuple[str, SetKind], list[str]]) -> dict[str, RoleMembers]:
+    roles: dict[str, dict[SetKind, tuple[str, ...]]] = {}
+    for (role, kind), values in changes.items():
+        roles.setdefault(role, {})[kind] = tuple(sorted(values))
+    return {
+        role: RoleMembers(
+            macs=kinds.get(SetKind.MAC, ()),
+            ipv4=kinds.get(SetKind.IPV4, ()),
+            ipv6=kinds.get(SetKind.IPV6, ()),
+        )
+        for role, kinds in sorted(roles.items())
+    }

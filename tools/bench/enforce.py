@@ -1,0 +1,266 @@
+"""Benchmark: role changes in the kernel (set update + conntrack flush) at 1k, 10k and 100k
+enrolled endpoints, a bulk batch, a full load, and the openNDS way (one nft process per change).
+
+Run as root: `.venv/bin/python tools/bench/enforce.py`; prints one JSON line on stdout. It
+builds its own namespace (na-bench-<hex>), runs itself inside it, and always removes it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import platform
+import secrets
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from netaccess.enforce import (
+    ConntrackFlusher,
+    Nftables,
+    RoleChange,
+    RoleMembers,
+    RoleSets,
+    RulesetSpec,
+    render_ruleset,
+)
+from netaccess.enforce import conntrack as ct
+from netaccess.policy.roles import QUARANTINE, REMEDIATION, Destination, Role, builtin_role
+
+SIZES = (1_000, 10_000, 100_000)
+CHANGES_PER_SIZE = 1_000
+BULK_CHANGES = 10_000
+ANCHOR_CHANGES = 200
+EMPTY_TABLE_FLUSHES = 200
+FLOWS_PER_ENDPOINT = 1  # synthetic conntrack entries, so flushes walk a realistic table
+ENDPOINT_BASE = int(ipaddress.IPv4Address("198.18.0.0"))  # 198.18.0.0/15: 131,072 addresses
+SERVER = ipaddress.IPv4Address("192.0.2.10").packed
+FULL = Role(
+    "full",
+    vlan=10,
+    captive=False,
+    allow=(
+        Destination(ipaddress.ip_network("0.0.0.0/0")),
+        Destination(ipaddress.ip_network("::/0")),
+    ),
+)
+ROLES = (builtin_role(QUARANTINE), builtin_role(REMEDIATION), FULL)
+
+
+def mac(i: int) -> str:
+    return f"02:10:{i >> 24 & 255:02x}:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+
+
+def ipv4(i: int) -> str:
+    return str(ipaddress.IPv4Address(ENDPOINT_BASE + i))
+
+
+def spec(count: int) -> RulesetSpec:
+    members = RoleMembers(tuple(mac(i) for i in range(count)), tuple(ipv4(i) for i in range(count)))
+    return RulesetSpec(
+        roles=ROLES,
+        access_interfaces=("acc0",),
+        upstream_interfaces=("up0",),
+        members={QUARANTINE: members},
+    )
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def summary(samples_ns: list[int]) -> dict[str, float]:
+    ms = [sample / 1e6 for sample in samples_ns]
+    return {"p50": round(percentile(ms, 0.50), 3), "p99": round(percentile(ms, 0.99), 3)}
+
+
+def timed(action: Callable[[], object]) -> int:
+    started = time.perf_counter_ns()
+    action()
+    return time.perf_counter_ns() - started
+
+
+def add_flows(flusher: ConntrackFlusher, count: int) -> None:
+    """One synthetic UDP entry per endpoint (endpoint:40000 -> 192.0.2.10:53), in batches."""
+
+    def tuple_attr(kind: int, src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
+        ip = ct._nest(ct.CTA_TUPLE_IP, ct._attr(1, src) + ct._attr(2, dst))
+        ports = ct._attr(1, bytes([17])) + ct._attr(2, struct.pack(">H", sport))
+        proto = ct._nest(2, ports + ct._attr(3, struct.pack(">H", dport)))
+        return ct._nest(kind, ip + proto)
+
+    batch: list[tuple[int, bytes]] = []
+    for i in range(count):
+        endpoint = ipaddress.IPv4Address(ENDPOINT_BASE + i).packed
+        attrs = (
+            tuple_attr(ct.CTA_TUPLE_ORIG, endpoint, SERVER, 40000, 53)
+            + tuple_attr(ct.CTA_TUPLE_REPLY, SERVER, endpoint, 53, 40000)
+            + ct._attr(7, struct.pack(">I", 3600))  # CTA_TIMEOUT
+        )
+        seq = flusher._next_seq()
+        flags = ct.NLM_F_REQUEST | ct.NLM_F_ACK | 0x400  # NLM_F_CREATE
+        batch.append((seq, ct._message(ct.IPCTNL_MSG_CT_NEW, flags, seq, ct.AF_INET, attrs)))
+        if len(batch) == 500 or i == count - 1:
+            flusher._exchange(batch, expect_acks=True)
+            batch = []
+
+
+def inside() -> dict[str, object]:
+    nft = Nftables()
+    flusher = ConntrackFlusher()
+    sets = RoleSets(nft)
+    result: dict[str, object] = {
+        "conntrack_events": flusher.events_enabled,
+        "flows_per_endpoint": FLOWS_PER_ENDPOINT,
+        "changes_per_size": CHANGES_PER_SIZE,
+    }
+
+    # Flush cost with an empty conntrack table, for scale.
+    nft.load_ruleset(render_ruleset(spec(0)))
+    result["flush_empty_table_ms"] = summary(
+        [timed(lambda i=i: flusher.flush([ipv4(i)])) for i in range(EMPTY_TABLE_FLUSHES)]
+    )
+
+    per_size: dict[str, object] = {}
+    for size in SIZES:
+        started = time.perf_counter_ns()
+        text = render_ruleset(spec(size))
+        rendered = time.perf_counter_ns()
+        nft.load_ruleset(text)
+        loaded = time.perf_counter_ns()
+        if size == SIZES[-1]:
+            result["full_load_100k_ms"] = {
+                "render": round((rendered - started) / 1e6, 1),
+                "nft_f": round((loaded - rendered) / 1e6, 1),
+                "total": round((loaded - started) / 1e6, 1),
+            }
+        ct_flush_all(flusher)
+        add_flows(flusher, size * FLOWS_PER_ENDPOINT)
+        set_ns: list[int] = []
+        flush_ns: list[int] = []
+        deleted = 0
+        step = max(1, size // CHANGES_PER_SIZE)
+        changes = [
+            RoleChange(mac(i), (ipv4(i),), (), QUARANTINE, "full")
+            for i in ((n * step) % size for n in range(CHANGES_PER_SIZE))
+        ]
+        # Set updates, then flushes, each in its own loop: a flush walks the whole conntrack
+        # table in the kernel and would otherwise disturb the next update's timing too. The
+        # first changes of each size warm up and are not counted.
+        warm_up = [
+            RoleChange(mac(i), (ipv4(i),), (), QUARANTINE, REMEDIATION)
+            for i in range(size - 100, size)
+        ]
+        for change in warm_up:
+            sets.apply([change])
+        for change in changes:
+            set_ns.append(timed(lambda change=change: sets.apply([change])))
+        for change in changes:
+            before = time.perf_counter_ns()
+            deleted += flusher.flush(change.addresses)
+            flush_ns.append(time.perf_counter_ns() - before)
+        per_size[str(size)] = {
+            "role_change_ms": summary([a + b for a, b in zip(set_ns, flush_ns, strict=True)]),
+            "set_update_ms": summary(set_ns),
+            "flush_ms": summary(flush_ns),
+            "conntrack_entries": size * FLOWS_PER_ENDPOINT,
+            "flows_deleted": deleted,
+            "flush_in_kernel": flusher.last_flush_in_kernel,
+        }
+    result["at_enrolled"] = per_size
+
+    # Bulk: 10k endpoints not moved yet, one batch; then their flows in one flush.
+    size = SIZES[-1]
+    moved = {(n * max(1, size // CHANGES_PER_SIZE)) % size for n in range(CHANGES_PER_SIZE)}
+    bulk = [i for i in range(size) if i not in moved][:BULK_CHANGES]
+    changes = [RoleChange(mac(i), (ipv4(i),), (), QUARANTINE, "full") for i in bulk]
+    result["bulk_10k_set_update_ms"] = round(timed(lambda: sets.apply(changes)) / 1e6, 1)
+    addresses = [ipv4(i) for i in bulk]
+    flushed: list[int] = []
+    result["bulk_10k_flush_ms"] = round(
+        timed(lambda: flushed.append(flusher.flush(addresses))) / 1e6, 1
+    )
+    result["bulk_10k_flows_deleted"] = flushed[0]
+
+    # The openNDS way, side by side at 100k enrolled: one nft process per change.
+    anchor = [
+        timed(
+            lambda i=i: subprocess.run(
+                ["nft", "add", "element", "inet", "netaccess", "role_full_v4", f"{{ {ipv4(i)} }}"],
+                check=True,
+                capture_output=True,
+            )
+        )
+        for i in bulk[:ANCHOR_CHANGES]
+    ]
+    result["opennds_nft_process_per_change_ms"] = summary(anchor)
+    at_max = per_size[str(size)]
+    assert isinstance(at_max, dict)
+    ours_set = at_max["set_update_ms"]["p50"]
+    ours_change = at_max["role_change_ms"]["p50"]
+    anchor_p50 = result["opennds_nft_process_per_change_ms"]["p50"]  # type: ignore[index]
+    result["ratio_vs_set_update_p50"] = round(anchor_p50 / ours_set, 1)
+    result["ratio_vs_role_change_p50"] = round(anchor_p50 / ours_change, 1)
+    nft.close()
+    flusher.close()
+    return result
+
+
+def ct_flush_all(flusher: ConntrackFlusher) -> None:
+    seq = flusher._next_seq()
+    flusher._exchange(
+        [(seq, ct._message(ct.IPCTNL_MSG_CT_DELETE, ct.NLM_F_REQUEST | ct.NLM_F_ACK, seq, 0, b""))],
+        expect_acks=True,
+    )
+
+
+def main() -> None:
+    if "--inside" in sys.argv:
+        print(json.dumps(inside()))
+        return
+    if os.geteuid() != 0:
+        sys.exit("tools/bench/enforce.py needs root (it builds a network namespace)")
+    namespace = f"na-bench-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        # As the appliance sets it: event data on every flow, so flushes run in the kernel.
+        subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                "sysctl",
+                "-qw",
+                "net.netfilter.nf_conntrack_events=1",
+            ],
+            check=True,
+        )
+        run = subprocess.run(
+            ["ip", "netns", "exec", namespace, sys.executable, __file__, "--inside"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        figures = json.loads(run.stdout)
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], check=False)
+    line = {
+        "bench": "enforce",
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cpus": os.cpu_count(),
+        **figures,
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    main()
