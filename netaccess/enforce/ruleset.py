@@ -200,7 +200,8 @@ def _set(name: str, kind: SetKind, elements: list[str]) -> list[str]:
 
 
 def _role_chain(role: Role) -> list[str]:
-    lines = [f"\tchain {set_names(role.name).chain} {{"]
+    # The counter sees every packet judged under this role (`enforcement show`).
+    lines = [f"\tchain {set_names(role.name).chain} {{", "\t\tcounter"]
     if role.captive:
         # A captive endpoint must still get an address and resolve names, or it never reaches
         # the portal (its HTTP is redirected in prerouting and arrives via input, not here).

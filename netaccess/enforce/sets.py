@@ -123,6 +123,27 @@ class RoleSets:
             for role, kinds in sorted(found.items())
         }
 
+    def counters(self) -> dict[str, tuple[int, int]]:
+        """Packets and bytes judged under each role so far, from its chain's counter."""
+        listing = self._nft.run_json(f"list table {TABLE}")
+        found: dict[str, tuple[int, int]] = {}
+        chain = ""
+        for item in listing.get("nftables", []):
+            rule = item.get("rule")
+            if rule is None:
+                continue
+            chain = str(rule.get("chain", ""))
+            if not chain.startswith("role_"):
+                continue
+            for statement in rule.get("expr", []):
+                counter = statement.get("counter") if isinstance(statement, dict) else None
+                if isinstance(counter, dict):
+                    found[chain.removeprefix("role_")] = (
+                        int(counter.get("packets", 0)),
+                        int(counter.get("bytes", 0)),
+                    )
+        return found
+
     def reconcile(self, desired: Mapping[str, RoleMembers]) -> Repairs:
         """Make the kernel's sets equal `desired` (every role's complete membership; a role
         left out must be empty) in one transaction, and report what had to change.

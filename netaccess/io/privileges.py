@@ -31,9 +31,11 @@ def become(user: str, writable_dirs: Iterable[Path]) -> None:
         return  # configured to stay root (development only)
     for directory in writable_dirs:
         directory.mkdir(parents=True, exist_ok=True, mode=0o750)
-        st = directory.stat()
-        if st.st_uid != entry.pw_uid:
-            os.chown(directory, entry.pw_uid, entry.pw_gid)
+        # Its entries too: a database a root-run daemon left (an older release, a manual
+        # run) must stay writable once we are no longer root. Symlinks are not followed.
+        for path in (directory, *directory.iterdir()):
+            if path.lstat().st_uid != entry.pw_uid and not path.is_symlink():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
     os.initgroups(user, entry.pw_gid)
     os.setgid(entry.pw_gid)
     os.setuid(entry.pw_uid)

@@ -204,6 +204,7 @@ def test_dispatch_tries_builtin_roles_first() -> None:
 def test_captive_role_allows_dns_and_dhcp_and_resets_https() -> None:
     rules = chains(render_ruleset(spec()))["role_quarantine"]
     assert rules == [
+        "counter",
         "meta l4proto { tcp, udp } th dport 53 accept",
         "udp dport { 67, 547 } accept",
         "tcp dport 443 reject with tcp reset",
@@ -219,6 +220,7 @@ def test_captive_role_allow_comes_before_the_https_reset() -> None:
 
 def test_full_access_role_accepts_both_families_and_nothing_captive() -> None:
     assert chains(render_ruleset(spec()))["role_full"] == [
+        "counter",
         "meta nfproto ipv4 accept",
         "meta nfproto ipv6 accept",
         "reject with icmpx type admin-prohibited",
@@ -254,7 +256,13 @@ def test_full_access_role_accepts_both_families_and_nothing_captive() -> None:
 def test_allow_entries_render_with_protocol_and_ports(destination: Destination, rule: str) -> None:
     role = Role("printers", vlan=30, captive=False, allow=(destination,))
     rules = chains(render_ruleset(spec(roles=(*spec().roles, role))))["role_printers"]
-    assert rules == [rule, "reject with icmpx type admin-prohibited"]
+    assert rules == ["counter", rule, "reject with icmpx type admin-prohibited"]
+
+
+def test_every_role_chain_counts_what_it_judges_before_any_verdict() -> None:
+    found = chains(render_ruleset(spec()))
+    for role in spec().roles:
+        assert found[f"role_{role.name}"][0] == "counter"
 
 
 # -- input and the captive redirect -------------------------------------------------------------
