@@ -6,7 +6,6 @@ once; raw sockets and privileged listeners come from netaccess-enforcer as descr
 
 from __future__ import annotations
 
-import argparse
 import logging
 import signal
 import socket
@@ -18,15 +17,16 @@ from typing import Any
 import trio
 
 import netaccess
-from netaccess.config import ApplianceConfig, ConfigError, default_config, load_config_file
+from netaccess.config import ApplianceConfig
 from netaccess.enforce.intents import OpenCapture, OpenListener
-from netaccess.io import jsonlog, portal_placeholder, sdnotify
+from netaccess.io import portal_placeholder, sdnotify
 from netaccess.io.capture import Capture, interface_mac
 from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
 from netaccess.io.inventory import Inventory
 from netaccess.io.privileges import PrivilegeError, become
+from netaccess.io.startup import EXIT_BAD_CONFIG, configure
 from netaccess.store import Store, StoreError
 
 log = logging.getLogger("netaccess.daemon")
@@ -184,22 +184,9 @@ async def _drain(config: ApplianceConfig, inventory: Inventory) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="netaccessd", description="netaccess NAC appliance daemon"
-    )
-    parser.add_argument(
-        "--config", metavar="FILE", help="TOML config (default: the embedded config)"
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"netaccessd {netaccess.__version__}"
-    )
-    args = parser.parse_args(argv)
-    try:
-        config = load_config_file(args.config) if args.config else default_config()
-    except ConfigError as exc:
-        print(f"netaccessd: refusing to start, configuration is invalid:\n{exc}", file=sys.stderr)
-        return 2
-    jsonlog.setup(config.daemon.log_level.value)
+    config = configure("netaccessd", "netaccess NAC appliance daemon", argv)
+    if config is None:
+        return EXIT_BAD_CONFIG
     try:
         become(config.daemon.user, [config.daemon.state_dir, config.daemon.control_socket.parent])
     except (PrivilegeError, OSError) as exc:

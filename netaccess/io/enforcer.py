@@ -7,7 +7,6 @@ needs, handing them over as file descriptors. Only netaccessd's uid may talk to 
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import pwd
@@ -21,8 +20,7 @@ from typing import Any
 
 import trio
 
-import netaccess
-from netaccess.config import ApplianceConfig, ConfigError, default_config, load_config_file
+from netaccess.config import ApplianceConfig
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.intents import (
     MAX_LINE,
@@ -40,10 +38,11 @@ from netaccess.enforce.intents import (
 )
 from netaccess.enforce.kernel_state import KernelEnforcement
 from netaccess.enforce.ruleset import RulesetSpec
-from netaccess.io import jsonlog, sdnotify
+from netaccess.io import sdnotify
 from netaccess.io.capture import CaptureError, open_capture_socket
 from netaccess.io.control_server import peer_credentials
 from netaccess.io.fdpass import LineChannel
+from netaccess.io.startup import EXIT_BAD_CONFIG, configure
 
 log = logging.getLogger("netaccess.enforcer")
 
@@ -232,25 +231,9 @@ def ruleset_spec(config: ApplianceConfig) -> RulesetSpec:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="netaccess-enforcer", description="netaccess privileged enforcer"
-    )
-    parser.add_argument(
-        "--config", metavar="FILE", help="TOML config (default: the embedded config)"
-    )
-    parser.add_argument(
-        "--version", action="version", version=f"netaccess-enforcer {netaccess.__version__}"
-    )
-    args = parser.parse_args(argv)
-    try:
-        config = load_config_file(args.config) if args.config else default_config()
-    except ConfigError as exc:
-        print(
-            f"netaccess-enforcer: refusing to start, configuration is invalid:\n{exc}",
-            file=sys.stderr,
-        )
-        return 2
-    jsonlog.setup(config.daemon.log_level.value)
+    config = configure("netaccess-enforcer", "netaccess privileged enforcer", argv)
+    if config is None:
+        return EXIT_BAD_CONFIG
     try:
         daemon_uid = pwd.getpwnam(config.daemon.user).pw_uid
     except KeyError:
