@@ -1,6 +1,6 @@
 """The only code that touches the kernel: nftables ruleset and sets, netlink, conntrack."""
 
-from netaccess.enforce.conntrack import ConntrackFlusher
+from netaccess.enforce.conntrack import ConntrackFlusher, FlowIndex
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.kernel import KernelFeatures, detect
 from netaccess.enforce.nft import ElementOp, ElementUpdate, Nftables
@@ -20,6 +20,7 @@ __all__ = [
     "ElementOp",
     "ElementUpdate",
     "EnforcementError",
+    "FlowIndex",
     "KernelFeatures",
     "Nftables",
     "Repairs",

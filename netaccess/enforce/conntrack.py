@@ -1,8 +1,10 @@
 """Deleting an endpoint's conntrack entries over ctnetlink, so that flows opened under its old
-role (and their NAT bindings) end with the role change."""
+role (and their NAT bindings) end with the role change; a per-address index of the table, fed
+by conntrack events, lets that delete exactly those entries without walking the table."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import struct
@@ -48,6 +50,11 @@ ENOBUFS = 105
 EINVAL = 22
 ENOENT = 2
 SOL_SOCKET = 1
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+MSG_DONTWAIT = 0x40
+NFNLGRP_CONNTRACK_NEW = 1
+NFNLGRP_CONNTRACK_DESTROY = 3
 SO_RCVTIMEO = 20
 SO_RCVBUFFORCE = 33
 
@@ -70,6 +77,8 @@ DUMP_FIXED_US = 9000.0
 DUMP_PER_ENTRY_US = 3.0
 
 _DESTROY_EVENT = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+# A NEW event and a dump entry share this type; events carry sequence number 0.
+_NEW_ENTRY = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, res_id (big-endian, 0 here)
 _ATTR = struct.Struct("=HH")  # nlattr: length, type
@@ -82,11 +91,19 @@ class ConntrackFlusher:
     """Deletes conntrack entries by endpoint address, in `netns` or the caller's namespace.
 
     ipv6_in_kernel: let the kernel filter IPv6 flushes too; only where kernel.detect found
-    its IPv6 filter sound. Not thread-safe: one owner thread, like Nftables.
+    its IPv6 filter sound. index: a FlowIndex of the same namespace; while it is healthy,
+    flushes delete the indexed entries only. Not thread-safe: one owner thread, like Nftables.
     """
 
-    def __init__(self, netns: str | None = None, *, ipv6_in_kernel: bool = False) -> None:
+    def __init__(
+        self,
+        netns: str | None = None,
+        *,
+        ipv6_in_kernel: bool = False,
+        index: FlowIndex | None = None,
+    ) -> None:
         self._netns = netns
+        self.index = index
         self._ipv6_in_kernel = ipv6_in_kernel
         try:
             self._sock: Any = NFCTSocket(netns=netns) if netns else NFCTSocket()
@@ -99,6 +116,7 @@ class ConntrackFlusher:
         self._kernel_filter: bool | None = None  # unknown until the first filtered flush
         self._events = _conntrack_events(netns)
         self.last_flush_in_kernel: bool | None = None
+        self.last_flush_by_index: bool | None = None
 
     @property
     def kernel_filtered_flush(self) -> bool | None:
@@ -139,6 +157,15 @@ class ConntrackFlusher:
         targets = _Targets.of(addresses)
         if not targets:
             return 0
+        index = self.index
+        if index is not None:
+            # Flows opened just before the role change may still be unread events.
+            with contextlib.suppress(EnforcementError):  # then stale: walk the table
+                index.drain()
+            if index.healthy:
+                self.last_flush_by_index, self.last_flush_in_kernel = True, False
+                return self._flush_by_index(targets, index)
+        self.last_flush_by_index = False
         trusted = (AF_INET, AF_INET6) if self._ipv6_in_kernel else (AF_INET,)
         in_kernel, by_dump = targets.split(trusted)
         deleted = 0
@@ -181,7 +208,21 @@ class ConntrackFlusher:
     ) -> None:
         self.close()
 
-    # --- the two strategies
+    # --- the strategies
+
+    def _flush_by_index(self, targets: _Targets, index: FlowIndex) -> int:
+        family_of: dict[bytes, int] = {}  # an entry may be indexed under two of the targets
+        for family, packed in targets:
+            for identity in index.identities_at(packed):
+                family_of.setdefault(identity, family)
+        deleted = self._delete_exactly(
+            [(family, identity) for identity, family in family_of.items()]
+        )
+        # Deleted or already gone: either way the entry no longer exists, and its destroy
+        # event (if still to come) finds nothing to forget.
+        for identity in family_of:
+            index.forget(identity)
+        return deleted
 
     def _flush_in_kernel(self, targets: _Targets) -> int | None:
         """Filtered flushes; None when this kernel cannot filter a flush (then nothing was
@@ -215,20 +256,40 @@ class ConntrackFlusher:
             for body in self._dump(family):
                 identity = _identity_if_wanted(body, wanted)
                 if identity is not None:
-                    deletes.append(self._exact_delete(family, identity))
+                    deletes.append((family, identity))
+        return self._delete_exactly(deletes)
+
+    def _delete_exactly(self, deletes: list[tuple[int, bytes]]) -> int:
+        """Delete each (family, identity); return how many existed. Only the last request of
+        each datagram asks for an acknowledgement: the kernel answers the others only when
+        they fail, which spares an answer to build and parse per deleted entry (half the
+        cost of a bulk flush). Requests are handled in order, so the last answer ends it."""
         deleted = 0
         for chunk_start in range(0, len(deletes), REQUESTS_PER_SEND):
             chunk = deletes[chunk_start : chunk_start + REQUESTS_PER_SEND]
-            acks, _ = self._exchange(chunk, expect_acks=True)
-            for ack in acks:
-                code = _error_of(ack)
-                if code == 0:
-                    deleted += 1
-                elif code != -ENOENT:  # ENOENT: the entry ended since the dump
-                    raise EnforcementError(
-                        f"conntrack delete ({_where(self._netns)}): the kernel answered"
-                        f" {_strerror(code)}"
-                    )
+            requests = [
+                self._exact_delete(family, identity, ack=number == len(chunk) - 1)
+                for number, (family, identity) in enumerate(chunk)
+            ]
+            self._send(b"".join(message for _, message in requests))
+            last_seq = requests[-1][0]
+            sent = {seq for seq, _ in requests}
+            deleted += len(chunk)
+            finished = False
+            while not finished:
+                for msg_type, seq, body in self._receive():
+                    if msg_type != NLMSG_ERROR or seq not in sent:
+                        continue  # a late answer to an earlier, abandoned exchange
+                    finished = finished or seq == last_seq
+                    code = _error_of(body)
+                    if code == 0:
+                        continue
+                    deleted -= 1
+                    if code != -ENOENT:  # ENOENT: the entry ended since it was seen
+                        raise EnforcementError(
+                            f"conntrack delete ({_where(self._netns)}): the kernel answered"
+                            f" {_strerror(code)}"
+                        )
         return deleted
 
     def _dump(self, family: int) -> Iterator[bytes]:
@@ -270,13 +331,13 @@ class ConntrackFlusher:
         flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO
         return seq, _message(IPCTNL_MSG_CT_DELETE, flags, seq, family, tuple_attr + filter_attr)
 
-    def _exact_delete(self, family: int, identity: bytes) -> tuple[int, bytes]:
+    def _exact_delete(self, family: int, identity: bytes, *, ack: bool) -> tuple[int, bytes]:
         seq = self._next_seq()
-        flags = NLM_F_REQUEST | NLM_F_ACK
+        flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
         return seq, _message(IPCTNL_MSG_CT_DELETE, flags, seq, family, identity)
 
     def _next_seq(self) -> int:
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        self._seq = _following_seq(self._seq)
         return self._seq
 
     # --- transport
@@ -331,26 +392,226 @@ class ConntrackFlusher:
                 f"ctnetlink receive ({_where(self._netns)}): no answer within"
                 f" {RECEIVE_TIMEOUT:g} s ({exc})"
             ) from exc
-        messages = []
-        offset = 0
-        while offset + _HEADER.size <= len(data):
-            length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
-            if length < _HEADER.size:
-                break
-            messages.append((msg_type, seq, data[offset + _HEADER.size : offset + length]))
-            offset += _align(length)
-        return messages
+        return _messages(data)
+
+
+class FlowIndex:
+    """Which conntrack entries each address has, kept current by ctnetlink's NEW and DESTROY
+    events, so that a flush deletes an endpoint's entries without walking the whole table.
+
+    Entries are indexed under their original source and their reply destination, the two
+    addresses a flush matches. The index is seeded by one dump, taken after subscribing so
+    that no entry slips in between. If the kernel drops events (the receive buffer overflowed)
+    the index is stale until reseed(): a flush must not trust it meanwhile. Events are only
+    sent with nf_conntrack_events=1 in the namespace; without it the index never becomes
+    healthy. Not thread-safe; sans-I/O towards its owner: fileno() to wait on, drain() to read.
+    """
+
+    def __init__(self, netns: str | None = None, *, receive_buffer: int = RECEIVE_BUFFER) -> None:
+        self._netns = netns
+        try:
+            self._sock: Any = NFCTSocket(netns=netns) if netns else NFCTSocket()
+            timeout = int(RECEIVE_TIMEOUT)
+            self._sock.setsockopt(SOL_SOCKET, SO_RCVTIMEO, struct.pack("@ll", timeout, 0))
+            self._sock.setsockopt(SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
+            for group in (NFNLGRP_CONNTRACK_NEW, NFNLGRP_CONNTRACK_DESTROY):
+                self._sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, group)
+        except OSError as exc:
+            raise EnforcementError(
+                f"conntrack event subscription ({_where(netns)}): {exc}"
+            ) from exc
+        self._seq = 0
+        self._healthy = False
+        # identity -> the addresses it is indexed under, and address -> identities.
+        self._flows: dict[bytes, tuple[bytes, ...]] = {}
+        self._by_address: dict[bytes, set[bytes]] = {}
+        self.overflows = 0
+        self.seeds = 0
+        self.reseed()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether every entry of the table is indexed (no event lost since the last seed)."""
+        return self._healthy
+
+    def fileno(self) -> int:
+        """Readable when events wait: then call drain()."""
+        if self._sock is None:
+            raise EnforcementError("flow index used after close()")
+        fd: int = self._sock.fileno()
+        return fd
+
+    def __len__(self) -> int:
+        return len(self._flows)
+
+    def flows_of(self, address: str) -> frozenset[bytes]:
+        """The identities of the entries indexed under `address`."""
+        return frozenset(self.identities_at(ipaddress.ip_address(address).packed))
+
+    def identities_at(self, packed: bytes) -> tuple[bytes, ...]:
+        return tuple(self._by_address.get(packed, ()))
+
+    def drain(self) -> None:
+        """Apply every event waiting in the socket, without blocking. A lost event (ENOBUFS)
+        makes the index stale; what follows is then read and dropped, to keep the buffer
+        from overflowing again, until reseed()."""
+        while True:
+            try:
+                data: bytes = self._sock.recv(RECV_SIZE, MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._healthy = False  # whatever was lost, the index can no longer be trusted
+                if exc.errno != ENOBUFS:
+                    raise EnforcementError(
+                        f"conntrack events ({_where(self._netns)}): {exc}"
+                    ) from exc
+                self.overflows += 1
+                continue
+            if self._healthy:
+                for msg_type, seq, body in _messages(data):
+                    if seq == 0:
+                        self._apply(msg_type, body)
+
+    def reseed(self) -> None:
+        """Rebuild the index from one dump of the table (all families), applying the events
+        that arrive meanwhile; healthy afterwards unless events were lost again."""
+        self._healthy = False
+        if not _conntrack_events(self._netns):
+            return  # no events to keep it current: flushes keep walking the table
+        self._discard_pending()  # older than the dump, and some of their successors are lost
+        self._flows.clear()
+        self._by_address.clear()
+        self._seq = _following_seq(self._seq)
+        seq = self._seq
+        self._send(_message(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, b""))
+        # An entry destroyed while the dump runs may still be dumped after its event came.
+        destroyed: set[bytes] = set()
+        complete = True
+        done = False
+        while not done:
+            try:
+                data: bytes = self._sock.recv(RECV_SIZE)
+            except OSError as exc:
+                if exc.errno == ENOBUFS:
+                    complete = False
+                    self.overflows += 1
+                    continue
+                raise EnforcementError(
+                    f"conntrack dump for the flow index ({_where(self._netns)}): no answer"
+                    f" within {RECEIVE_TIMEOUT:g} s ({exc})"
+                ) from exc
+            for msg_type, msg_seq, body in _messages(data):
+                if msg_seq == 0:
+                    flow = _flow_of(body)
+                    if flow is not None:
+                        if msg_type == _DESTROY_EVENT:
+                            destroyed.add(flow[0])
+                        else:
+                            destroyed.discard(flow[0])
+                    self._apply(msg_type, body)
+                elif msg_seq != seq:
+                    continue  # a late answer to an abandoned dump
+                elif msg_type == NLMSG_DONE:
+                    done = True
+                elif msg_type == NLMSG_ERROR:
+                    raise EnforcementError(
+                        f"conntrack dump for the flow index ({_where(self._netns)}): the kernel"
+                        f" answered {_strerror(_error_of(body))}"
+                    )
+                elif msg_type == _NEW_ENTRY:
+                    flow = _flow_of(body)
+                    if flow is not None and flow[0] not in destroyed:
+                        self._add(*flow)
+        self.seeds += 1
+        self._healthy = complete
+
+    def forget(self, identity: bytes) -> None:
+        """Drop an entry from the index (it was deleted)."""
+        addresses = self._flows.pop(identity, None)
+        if addresses is None:
+            return
+        for address in addresses:
+            identities = self._by_address.get(address)
+            if identities is not None:
+                identities.discard(identity)
+                if not identities:
+                    del self._by_address[address]
+
+    def close(self) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            self._sock = None
+            sock.close()
+
+    def __enter__(self) -> FlowIndex:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _apply(self, msg_type: int, body: bytes) -> None:
+        flow = _flow_of(body)
+        if flow is None:
+            return
+        if msg_type == _NEW_ENTRY:
+            self._add(*flow)
+        elif msg_type == _DESTROY_EVENT:
+            self.forget(flow[0])
+
+    def _add(self, identity: bytes, source: bytes | None, reply_destination: bytes | None) -> None:
+        if identity in self._flows:
+            return
+        addresses = tuple(a for a in dict.fromkeys((source, reply_destination)) if a is not None)
+        self._flows[identity] = addresses
+        for address in addresses:
+            self._by_address.setdefault(address, set()).add(identity)
+
+    def _discard_pending(self) -> None:
+        while True:
+            try:
+                self._sock.recv(RECV_SIZE, MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno != ENOBUFS:
+                    raise EnforcementError(
+                        f"conntrack events ({_where(self._netns)}): {exc}"
+                    ) from exc
+
+    def _send(self, data: bytes) -> None:
+        if self._sock is None:
+            raise EnforcementError("flow index used after close()")
+        try:
+            self._sock.send(data)
+        except OSError as exc:
+            raise EnforcementError(f"ctnetlink send ({_where(self._netns)}): {exc}") from exc
 
 
 def _identity_if_wanted(body: bytes, wanted: set[bytes]) -> bytes | None:
-    """The attributes that name the dumped entry in `body` for an exact delete (its original
-    tuple, and its zone if it has one), if its original source or reply destination is in
-    `wanted`; else None. Hot: runs once per entry of the table."""
+    """The identity of the dumped entry in `body` (see _flow_of) if its original source or
+    reply destination is in `wanted`; else None. Hot: runs once per entry of the table."""
+    flow = _flow_of(body)
+    if flow is None:
+        return None
+    identity, source, reply_destination = flow
+    return identity if source in wanted or reply_destination in wanted else None
+
+
+def _flow_of(body: bytes) -> tuple[bytes, bytes | None, bytes | None] | None:
+    """(identity, original source, reply destination) of the entry in a dump or event body;
+    the identity is what names it for an exact delete: its original tuple, and its zone if it
+    has one. None if the body holds no pair of tuples."""
     unpack = _ATTR.unpack_from
     end = len(body)
     offset = _NFGEN.size
     identity = b""
-    hit = False
+    source: bytes | None = None
     while offset + _ATTR.size <= end:
         length, attr_type = unpack(body, offset)
         if length < _ATTR.size:
@@ -359,18 +620,18 @@ def _identity_if_wanted(body: bytes, wanted: set[bytes]) -> bytes | None:
         kind = attr_type & NLA_TYPE_MASK
         if kind == CTA_TUPLE_ORIG:
             identity = _padded(body[offset : offset + length])
-            hit = _tuple_ip(body, offset + _ATTR.size, offset + length, source=True) in wanted
+            source = _tuple_ip(body, offset + _ATTR.size, offset + length, source=True)
         elif kind == CTA_TUPLE_REPLY:
-            hit = hit or _tuple_ip(body, offset + _ATTR.size, offset + length, False) in wanted
-            if not hit or not identity:
+            if not identity:
                 return None
-            # ctnetlink_fill_info writes CTA_ZONE, when the entry has one, right after the
-            # tuples: an entry in another zone is only found with it.
+            reply_destination = _tuple_ip(body, offset + _ATTR.size, offset + length, False)
+            # ctnetlink_fill_info and ctnetlink_conntrack_event write CTA_ZONE, when the entry
+            # has one, right after the tuples: an entry in another zone is only found with it.
             if following + _ATTR.size <= end:
                 zone_length, zone_type = unpack(body, following)
                 if zone_type & NLA_TYPE_MASK == CTA_ZONE:
                     identity += _padded(body[following : following + zone_length])
-            return identity
+            return identity, source, reply_destination
         offset = following
     return None
 
@@ -408,14 +669,16 @@ class _Targets:
     def of(cls, addresses: Iterable[str]) -> _Targets:
         targets = cls()
         for address in addresses:
-            try:
-                parsed = ipaddress.ip_address(address)
-            except ValueError:
-                raise ValueError(
-                    f"conntrack flush: {address!r} is not an IPv4 or IPv6 address"
-                ) from None
-            family = AF_INET if parsed.version == 4 else AF_INET6
-            targets.by_family.setdefault(family, set()).add(parsed.packed)
+            packed = _packed_ipv4(address)
+            if packed is None:
+                try:
+                    packed = ipaddress.ip_address(address).packed
+                except ValueError:
+                    raise ValueError(
+                        f"conntrack flush: {address!r} is not an IPv4 or IPv6 address"
+                    ) from None
+            family = AF_INET if len(packed) == 4 else AF_INET6
+            targets.by_family.setdefault(family, set()).add(packed)
         return targets
 
     def families(self) -> list[int]:
@@ -434,6 +697,38 @@ class _Targets:
 
     def __len__(self) -> int:
         return sum(len(packed) for packed in self.by_family.values())
+
+
+def _messages(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, sequence number, body) of each netlink message in one datagram."""
+    messages = []
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, msg_type, _flags, seq, _pid = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size:
+            break
+        messages.append((msg_type, seq, data[offset + _HEADER.size : offset + length]))
+        offset += _align(length)
+    return messages
+
+
+def _following_seq(seq: int) -> int:
+    # Never 0: events carry 0, and the index tells its dump's answers from events by it.
+    return seq % 0xFFFFFFFF + 1
+
+
+def _packed_ipv4(address: str) -> bytes | None:
+    """`address` packed if it is a dotted quad as ipaddress accepts one (no leading zeros),
+    else None. ipaddress takes 3 µs an address, a tenth of a 10k-endpoint bulk flush."""
+    parts = address.split(".")
+    if len(parts) != 4:
+        return None
+    for part in parts:
+        if not (part.isascii() and part.isdigit() and len(part) <= 3):
+            return None
+        if (part[0] == "0" and part != "0") or int(part) > 255:
+            return None
+    return bytes(int(part) for part in parts)
 
 
 def _message(kind: int, flags: int, seq: int, family: int, attributes: bytes) -> bytes:

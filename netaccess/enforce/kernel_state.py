@@ -10,7 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from netaccess.enforce.conntrack import ConntrackFlusher
+from netaccess.enforce.conntrack import ConntrackFlusher, FlowIndex
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.intents import Membership, MembershipChange
 from netaccess.enforce.kernel import KernelFeatures, detect
@@ -27,11 +27,16 @@ class KernelEnforcement:
         sets: RoleSets,
         conntrack: ConntrackFlusher,
         features: KernelFeatures,
+        flow_index: FlowIndex | None = None,
     ) -> None:
         self.spec = spec
         self._nft = nft
         self._sets = sets
         self._conntrack = conntrack
+        # Owned here, lent to the flusher: flushes look flows up in it while it is healthy.
+        self._flow_index = flow_index
+        conntrack.index = flow_index
+        self.flow_index_error: str | None = None  # the last failure to drain or rebuild it
         self.features = features
         self.changes_applied = 0
         self.flows_deleted = 0
@@ -54,7 +59,7 @@ class KernelEnforcement:
         roles = {role.name for role in spec.roles}
         kept = {name: members for name, members in current.items() if name in roles}
         nft.load_ruleset(render_ruleset(dataclasses.replace(spec, members=kept)))
-        return cls(spec, nft, sets, ConntrackFlusher(), detect())
+        return cls(spec, nft, sets, ConntrackFlusher(), detect(), FlowIndex())
 
     def apply(self, changes: Sequence[MembershipChange]) -> int:
         """One transaction for all set changes, then one flush for the endpoints whose role
@@ -68,9 +73,36 @@ class KernelEnforcement:
         return self.flush(addresses) if addresses else 0
 
     def flush(self, addresses: Sequence[str]) -> int:
-        deleted = self._conntrack.flush(addresses)
+        deleted = self._conntrack.flush(addresses)  # drains the flow index first
         self.flows_deleted += deleted
+        index = self._flow_index
+        if index is not None and not index.healthy:
+            # This flush walked the table; rebuild the index so that the next one need not.
+            # A failed rebuild must not fail the flush that succeeded: the index stays stale,
+            # flushes keep walking the table, and the next one (or an event) retries.
+            try:
+                index.reseed()
+            except EnforcementError as exc:
+                self.flow_index_error = str(exc)
         return deleted
+
+    def flow_index_fileno(self) -> int | None:
+        """The descriptor that becomes readable when conntrack events wait for
+        refresh_flow_index(); None without a flow index."""
+        return self._flow_index.fileno() if self._flow_index is not None else None
+
+    def refresh_flow_index(self) -> None:
+        """Apply waiting conntrack events; rebuild the index if some were lost."""
+        index = self._flow_index
+        if index is None:
+            return
+        try:
+            index.drain()
+            if not index.healthy:
+                index.reseed()
+        except EnforcementError as exc:
+            self.flow_index_error = str(exc)
+            raise
 
     def reconcile(self, desired: Sequence[Membership]) -> dict[str, Any]:
         grouped: dict[str, dict[str, list[str]]] = {
@@ -99,11 +131,14 @@ class KernelEnforcement:
 
     def status(self) -> dict[str, Any]:
         members = self._sets.members()
+        counters = self._sets.counters()
         roles = {
             role.name: {
                 "macs": len(members.get(role.name, RoleMembers()).macs),
                 "ipv4": len(members.get(role.name, RoleMembers()).ipv4),
                 "ipv6": len(members.get(role.name, RoleMembers()).ipv6),
+                "packets": counters.get(role.name, (0, 0))[0],
+                "bytes": counters.get(role.name, (0, 0))[1],
             }
             for role in self.spec.roles
         }
@@ -113,6 +148,15 @@ class KernelEnforcement:
             "flows_deleted": self.flows_deleted,
             "reconciles": self.reconciles,
             "repairs": self.repairs,
+            "flow_index": None
+            if self._flow_index is None
+            else {
+                "healthy": self._flow_index.healthy,
+                "flows": len(self._flow_index),
+                "overflows": self._flow_index.overflows,
+                "seeds": self._flow_index.seeds,
+                "last_error": self.flow_index_error,
+            },
             "kernel": dataclasses.asdict(self.features),
         }
 

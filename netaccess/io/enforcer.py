@@ -62,9 +62,6 @@ class Enforcer:
         # Listeners outlive netaccessd: while it restarts, new connections wait in the
         # backlog instead of being refused, and it gets the same socket back (a dup).
         self._listeners: dict[int, socket.socket] = {}
-        # Listeners outlive netaccessd: while it restarts, new connections wait in the
-        # backlog instead of being refused, and it gets the same socket back (a dup).
-        self._listeners: dict[int, socket.socket] = {}
 
     def handle(self, intent: Intent) -> tuple[Answer, list[int]]:
         self.intents_handled += 1
@@ -138,6 +135,9 @@ async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) ->
             period = sdnotify.watchdog_period()
             if period is not None:
                 nursery.start_soon(sdnotify.keep_watchdog_fed, period)
+            index_fd = enforcer.kernel.flow_index_fileno()
+            if index_fd is not None:
+                nursery.start_soon(_keep_flow_index, enforcer.kernel, index_fd, lock)
             try:
                 while True:
                     conn, _ = await listener.accept()
@@ -148,6 +148,24 @@ async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) ->
                     if path.exists():
                         path.unlink()
     log.info("stopped; the kernel keeps enforcing the last state")
+
+
+async def _keep_flow_index(kernel: KernelEnforcement, fd: int, lock: trio.Lock) -> None:
+    """Apply conntrack events as they come, so that the index stays small (destroyed flows
+    leave it) and its socket never overflows. Under the intent lock: a drain must not change
+    the index while a flush reads it."""
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        failed = False
+        async with lock:
+            try:
+                kernel.refresh_flow_index()
+            except EnforcementError as exc:
+                log.error("flow index refresh failed", extra={"error": str(exc)})
+                failed = True
+        if failed:
+            # Flushes walk the table while the index is stale; retry, but not in a spin.
+            await trio.sleep(1)
 
 
 async def _bind(path: Path, daemon_uid: int) -> trio.socket.SocketType:

@@ -210,7 +210,7 @@ def test_the_enforcer_refuses_a_peer_with_the_wrong_uid(lab: Any) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # as root: wrong uid
         sock.settimeout(5)
         sock.connect(str(path))
-        sock.sendall(b'{"op":"status"}\n')
+        # The refusal comes unasked, right after the peer check, and the enforcer hangs up.
         answer = json.loads(sock.makefile().readline())
     assert answer["ok"] is False
     assert "is not netaccessd's uid" in answer["error"]
@@ -255,6 +255,9 @@ def test_roles_list_and_enforcement_show(lab: Any) -> None:
         time.sleep(0.1)
     assert shown["roles"]["quarantine"]["macs"] == 1
     assert shown["link"]["connected"] is True
+    curl(lab, 2, "https://198.19.0.2/")  # refused under quarantine, and counted there
+    after = cli_json(base_of(lab), "enforcement", "show")
+    assert after["roles"]["quarantine"]["packets"] > shown["roles"]["quarantine"]["packets"]
 
 
 def proc_status(pid: int | None) -> dict[str, str]:
