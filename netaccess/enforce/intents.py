@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,13 +157,6 @@ def decode_intent(line: bytes) -> Intent:
     if op == "status":
         return Status()
     raise IntentError(f"unknown intent {op!r}")
-
-
-def memberships_by_role(memberships: Sequence[Membership]) -> Mapping[str, list[Membership]]:
-    grouped: dict[str, list[Membership]] = {}
-    for m in memberships:
-        grouped.setdefault(m.role, []).append(m)
-    return grouped
 
 
 def _line(body: dict[str, Any]) -> bytes:

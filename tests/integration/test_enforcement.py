@@ -149,6 +149,14 @@ def test_a_captive_request_during_a_daemon_restart_waits_and_is_then_served(lab:
     assert PORTAL_PAGE in out
 
 
+def test_a_change_made_while_the_enforcer_is_down_is_applied_when_it_returns(lab: Any) -> None:
+    assert lab.stop_enforcer() == 0
+    set_role(lab, 1, "full")  # accepted by netaccessd and queued: the network fails closed
+    assert PORTAL_PAGE in curl(lab, 1, f"http://{WEB}/").stdout
+    lab.start_enforcer(base_of(lab) / "appliance.toml")
+    assert UPSTREAM_PAGE in wait_for_page(lab, 1, f"http://{WEB}/", UPSTREAM_PAGE)
+
+
 def test_a_hand_deleted_set_element_is_restored_and_logged(lab: Any) -> None:
     set_role(lab, 1, "full")
     wait_for_page(lab, 1, f"http://{WEB}/", UPSTREAM_PAGE)
