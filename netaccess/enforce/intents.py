@@ -33,6 +33,15 @@ class Membership:
     ipv4: tuple[str, ...] = ()
     ipv6: tuple[str, ...] = ()
 
+    def set_elements(self) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+        """What the role sets hold for this endpoint: its MAC when it has one, else its
+        addresses. An L2-adjacent endpoint is judged by its MAC alone, so a neighbour forging
+        its address gains nothing, and its address changes touch no set; a routed endpoint
+        (no MAC seen) can only be judged by its addresses."""
+        if self.mac is not None:
+            return self.mac, (), ()
+        return None, self.ipv4, self.ipv6
+
     def to_json(self) -> dict[str, Any]:
         return {
             "role": self.role,

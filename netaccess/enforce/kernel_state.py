@@ -64,10 +64,10 @@ class KernelEnforcement:
     def apply(self, changes: Sequence[MembershipChange]) -> int:
         """One transaction for all set changes, then one flush for the endpoints whose role
         changed; returns the number of flows deleted."""
-        role_changes: list[RoleChange] = []
+        moves: list[RoleChange] = []
         for change in changes:
-            role_changes += _role_changes(change)
-        self._sets.apply(role_changes)
+            moves += role_changes(change)
+        self._sets.apply(moves)
         self.changes_applied += len(changes)
         addresses = tuple(dict.fromkeys(a for change in changes for a in change.addresses()))
         return self.flush(addresses) if addresses else 0
@@ -111,10 +111,11 @@ class KernelEnforcement:
         for m in desired:
             if m.role not in grouped:
                 raise EnforcementError(f"reconcile: role {m.role!r} is not in the loaded ruleset")
-            if m.mac is not None:
-                grouped[m.role]["macs"].append(m.mac)
-            grouped[m.role]["ipv4"] += m.ipv4
-            grouped[m.role]["ipv6"] += m.ipv6
+            mac, ipv4, ipv6 = m.set_elements()
+            if mac is not None:
+                grouped[m.role]["macs"].append(mac)
+            grouped[m.role]["ipv4"] += ipv4
+            grouped[m.role]["ipv6"] += ipv6
         repairs = self._sets.reconcile(
             {
                 role: RoleMembers(tuple(g["macs"]), tuple(g["ipv4"]), tuple(g["ipv6"]))
@@ -165,14 +166,29 @@ def _elements(members: RoleMembers) -> list[str]:
     return [*members.macs, *members.ipv4, *members.ipv6]
 
 
-def _role_changes(change: MembershipChange) -> list[RoleChange]:
-    """An endpoint moves what it keeps to its new role; what it lost leaves its old role."""
+def role_changes(change: MembershipChange) -> list[RoleChange]:
+    """The set moves of one membership change: what the endpoint keeps goes to its new role,
+    what it lost leaves its old role. Nothing at all when only an address of an endpoint
+    judged by its MAC changed."""
     new, old = change.new, change.old
-    out = [RoleChange(new.mac, new.ipv4, new.ipv6, old.role if old else None, new.role)]
-    if old is not None:
-        gone_mac = old.mac if old.mac is not None and old.mac != new.mac else None
-        gone4 = tuple(ip for ip in old.ipv4 if ip not in new.ipv4)
-        gone6 = tuple(ip for ip in old.ipv6 if ip not in new.ipv6)
-        if gone_mac or gone4 or gone6:
-            out.append(RoleChange(gone_mac, gone4, gone6, old.role, None))
+    new_mac, new4, new6 = new.set_elements()
+    if old is None:
+        return [RoleChange(new_mac, new4, new6, None, new.role)]
+    old_mac, old4, old6 = old.set_elements()
+    out = []
+    if old.role != new.role:
+        out.append(RoleChange(new_mac, new4, new6, old.role, new.role))
+    else:
+        added = (
+            new_mac if new_mac != old_mac else None,
+            tuple(ip for ip in new4 if ip not in old4),
+            tuple(ip for ip in new6 if ip not in old6),
+        )
+        if any(added):
+            out.append(RoleChange(*added, None, new.role))
+    gone_mac = old_mac if old_mac is not None and old_mac != new_mac else None
+    gone4 = tuple(ip for ip in old4 if ip not in new4)
+    gone6 = tuple(ip for ip in old6 if ip not in new6)
+    if gone_mac or gone4 or gone6:
+        out.append(RoleChange(gone_mac, gone4, gone6, old.role, None))
     return out

@@ -374,6 +374,17 @@ def test_promotion_by_mac_alone_opens_both_families(net: Topology) -> None:
     assert http_get(net.client, SERVER_V6) == "upstream"
 
 
+def test_a_neighbour_forging_a_promoted_clients_address_stays_captive(net: Topology) -> None:
+    net.sets.apply([RoleChange(CLIENT_MAC, (), (), None, "full")])
+    assert http_get(net.client, SERVER_V4) == "upstream"
+    # Another machine takes over the address (and answers ARP for it): same IP, new MAC.
+    ip("-n", net.client, "link", "set", "eth0", "address", "02:00:5e:12:00:66")
+    ip("-n", net.router, "neigh", "flush", "dev", "acc0")
+    assert http_get(net.client, SERVER_V4) == "portal"
+    with pytest.raises(OSError):
+        connect(net.client, SERVER_V4, STREAM_PORT).close()
+
+
 def test_demotion_with_flush_cuts_an_established_connection_within_a_second(
     net: Topology,
 ) -> None:
