@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import socket
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ ENOENT = 2
 SOL_SOCKET = 1
 SOL_NETLINK = 270
 NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_DROP_MEMBERSHIP = 2
 MSG_DONTWAIT = 0x40
 NFNLGRP_CONNTRACK_NEW = 1
 NFNLGRP_CONNTRACK_DESTROY = 3
@@ -84,6 +86,8 @@ _NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, res_id (big-endian,
 _ATTR = struct.Struct("=HH")  # nlattr: length, type
 _ERROR = struct.Struct("=i")
 _U32 = struct.Struct("=I")
+# nlmsghdr and nfgenmsg of a ctnetlink request in one pack: a delete is this plus the identity.
+_REQUEST_HEAD = struct.Struct("=IHHIIBBH")
 _BE32 = struct.Struct(">I")
 
 
@@ -215,9 +219,15 @@ class ConntrackFlusher:
         for family, packed in targets:
             for identity in index.identities_at(packed):
                 family_of.setdefault(identity, family)
-        deleted = self._delete_exactly(
-            [(family, identity) for identity, family in family_of.items()]
-        )
+        if not family_of:
+            return 0
+        # The index forgets these entries itself below, so it need not hear of them: the
+        # kernel then builds no destroy event per entry, which halves its cost of a delete
+        # and spares the index parsing each one.
+        with index.deaf_to_destroys():
+            deleted = self._delete_exactly(
+                [(family, identity) for identity, family in family_of.items()]
+            )
         # Deleted or already gone: either way the entry no longer exists, and its destroy
         # event (if still to come) finds nothing to forget.
         for identity in family_of:
@@ -265,15 +275,24 @@ class ConntrackFlusher:
         they fail, which spares an answer to build and parse per deleted entry (half the
         cost of a bulk flush). Requests are handled in order, so the last answer ends it."""
         deleted = 0
+        pack = _REQUEST_HEAD.pack
+        msg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
         for chunk_start in range(0, len(deletes), REQUESTS_PER_SEND):
             chunk = deletes[chunk_start : chunk_start + REQUESTS_PER_SEND]
-            requests = [
-                self._exact_delete(family, identity, ack=number == len(chunk) - 1)
-                for number, (family, identity) in enumerate(chunk)
-            ]
-            self._send(b"".join(message for _, message in requests))
-            last_seq = requests[-1][0]
-            sent = {seq for seq, _ in requests}
+            first_seq = self._seq
+            seqs = [_following_seq(first_seq + n) for n in range(len(chunk))]
+            self._seq = seqs[-1]
+            flags = [NLM_F_REQUEST] * len(chunk)
+            flags[-1] |= NLM_F_ACK
+            self._send(
+                b"".join(
+                    pack(_REQUEST_HEAD.size + len(identity), msg_type, flag, seq, 0, family, 0, 0)
+                    + identity
+                    for (family, identity), flag, seq in zip(chunk, flags, seqs, strict=True)
+                )
+            )
+            last_seq = seqs[-1]
+            sent = set(seqs)
             deleted += len(chunk)
             finished = False
             while not finished:
@@ -330,11 +349,6 @@ class ConntrackFlusher:
         # ECHO: the kernel sends us a destroy event for each entry it deletes.
         flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_ECHO
         return seq, _message(IPCTNL_MSG_CT_DELETE, flags, seq, family, tuple_attr + filter_attr)
-
-    def _exact_delete(self, family: int, identity: bytes, *, ack: bool) -> tuple[int, bytes]:
-        seq = self._next_seq()
-        flags = NLM_F_REQUEST | (NLM_F_ACK if ack else 0)
-        return seq, _message(IPCTNL_MSG_CT_DELETE, flags, seq, family, identity)
 
     def _next_seq(self) -> int:
         self._seq = _following_seq(self._seq)
@@ -427,6 +441,7 @@ class FlowIndex:
         self._by_address: dict[bytes, set[bytes]] = {}
         self.overflows = 0
         self.seeds = 0
+        self.deaf_failures = 0  # failures to rejoin the destroy events' group
         self.reseed()
 
     @property
@@ -537,6 +552,30 @@ class FlowIndex:
                 identities.discard(identity)
                 if not identities:
                     del self._by_address[address]
+
+    @contextlib.contextmanager
+    def deaf_to_destroys(self) -> Iterator[None]:
+        """Leave the destroy events' group for the body: for deletes whose entries the caller
+        forgets itself. An entry that ends by itself meanwhile (a timeout) is not forgotten;
+        it stays indexed, harmlessly, until a flush of its address finds it gone. If the group
+        cannot be joined again the index stops being healthy, so flushes walk the table."""
+        sock = self._sock
+        if sock is None:
+            raise EnforcementError("flow index used after close()")
+        try:
+            sock.setsockopt(SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, NFNLGRP_CONNTRACK_DESTROY)
+            left = True
+        except OSError:
+            left = False  # still subscribed: the events come, and find nothing to forget
+        try:
+            yield
+        finally:
+            if left:
+                try:
+                    sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_CONNTRACK_DESTROY)
+                except OSError:
+                    self._healthy = False
+                    self.deaf_failures += 1
 
     def close(self) -> None:
         sock = getattr(self, "_sock", None)
@@ -668,17 +707,15 @@ class _Targets:
     @classmethod
     def of(cls, addresses: Iterable[str]) -> _Targets:
         targets = cls()
+        v4: set[bytes] = set()
+        v6: set[bytes] = set()
         for address in addresses:
-            packed = _packed_ipv4(address)
-            if packed is None:
-                try:
-                    packed = ipaddress.ip_address(address).packed
-                except ValueError:
-                    raise ValueError(
-                        f"conntrack flush: {address!r} is not an IPv4 or IPv6 address"
-                    ) from None
-            family = AF_INET if len(packed) == 4 else AF_INET6
-            targets.by_family.setdefault(family, set()).add(packed)
+            packed = _packed(address)
+            (v4 if len(packed) == 4 else v6).add(packed)
+        if v4:
+            targets.by_family[AF_INET] = v4
+        if v6:
+            targets.by_family[AF_INET6] = v6
         return targets
 
     def families(self) -> list[int]:
@@ -717,18 +754,19 @@ def _following_seq(seq: int) -> int:
     return seq % 0xFFFFFFFF + 1
 
 
-def _packed_ipv4(address: str) -> bytes | None:
-    """`address` packed if it is a dotted quad as ipaddress accepts one (no leading zeros),
-    else None. ipaddress takes 3 µs an address, a tenth of a 10k-endpoint bulk flush."""
-    parts = address.split(".")
-    if len(parts) != 4:
-        return None
-    for part in parts:
-        if not (part.isascii() and part.isdigit() and len(part) <= 3):
-            return None
-        if (part[0] == "0" and part != "0") or int(part) > 255:
-            return None
-    return bytes(int(part) for part in parts)
+def _packed(address: str) -> bytes:
+    """`address` (IPv4 or IPv6, as ipaddress accepts it) packed, in a fraction of ipaddress's
+    time: glibc's inet_pton takes exactly the dotted quads ipaddress does (no leading zeros)."""
+    try:
+        if ":" in address:
+            return socket.inet_pton(socket.AF_INET6, address)
+        return socket.inet_pton(socket.AF_INET, address)
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        return ipaddress.ip_address(address).packed  # scoped IPv6 ("fe80::1%eth0") and the like
+    except ValueError:
+        raise ValueError(f"conntrack flush: {address!r} is not an IPv4 or IPv6 address") from None
 
 
 def _message(kind: int, flags: int, seq: int, family: int, attributes: bytes) -> bytes:

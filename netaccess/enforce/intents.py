@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from netaccess.policy.roles import QUARANTINE
+
 MAX_LINE = 256 * 1024 * 1024  # a full reconcile of a million endpoints fits
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _ROLE = re.compile(r"[a-z][a-z0-9_]{0,23}")
@@ -35,9 +37,17 @@ class Membership:
 
     def set_elements(self) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
         """What the role sets hold for this endpoint: its MAC when it has one, else its
-        addresses. An L2-adjacent endpoint is judged by its MAC alone, so a neighbour forging
-        its address gains nothing, and its address changes touch no set; a routed endpoint
-        (no MAC seen) can only be judged by its addresses."""
+        addresses; nothing in quarantine.
+
+        An L2-adjacent endpoint is judged by its MAC alone, so a neighbour forging its
+        address gains nothing, and its address changes touch no set; a routed endpoint (no
+        MAC seen) can only be judged by its addresses. Quarantine is what the ruleset gives
+        an endpoint in no set, so a quarantined endpoint needs no element: admitting one or
+        sending one back is a single element operation, and the endpoints that never leave
+        quarantine (most guests) cost the kernel nothing.
+        """
+        if self.role == QUARANTINE:
+            return None, (), ()
         if self.mac is not None:
             return self.mac, (), ()
         return None, self.ipv4, self.ipv6

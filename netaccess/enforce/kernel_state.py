@@ -69,8 +69,10 @@ class KernelEnforcement:
             moves += role_changes(change)
         self._sets.apply(moves)
         self.changes_applied += len(changes)
-        addresses = tuple(dict.fromkeys(a for change in changes for a in change.addresses()))
-        return self.flush(addresses) if addresses else 0
+        addresses: dict[str, None] = {}
+        for change in changes:
+            addresses.update(dict.fromkeys(change.addresses()))
+        return self.flush(tuple(addresses)) if addresses else 0
 
     def flush(self, addresses: Sequence[str]) -> int:
         deleted = self._conntrack.flush(addresses)  # drains the flow index first
@@ -167,28 +169,46 @@ def _elements(members: RoleMembers) -> list[str]:
 
 
 def role_changes(change: MembershipChange) -> list[RoleChange]:
-    """The set moves of one membership change: what the endpoint keeps goes to its new role,
-    what it lost leaves its old role. Nothing at all when only an address of an endpoint
-    judged by its MAC changed."""
+    """The set moves of one membership change: each element the endpoint has in its new role
+    moves there from wherever it was; each element it no longer has leaves its old role.
+    Nothing at all when the elements and the role stay (an L2 endpoint renumbered)."""
     new, old = change.new, change.old
     new_mac, new4, new6 = new.set_elements()
     if old is None:
-        return [RoleChange(new_mac, new4, new6, None, new.role)]
-    old_mac, old4, old6 = old.set_elements()
-    out = []
-    if old.role != new.role:
-        out.append(RoleChange(new_mac, new4, new6, old.role, new.role))
+        old_mac: str | None = None
+        old4: tuple[str, ...] = ()
+        old6: tuple[str, ...] = ()
+        old_role = None
     else:
-        added = (
-            new_mac if new_mac != old_mac else None,
-            tuple(ip for ip in new4 if ip not in old4),
-            tuple(ip for ip in new6 if ip not in old6),
+        old_mac, old4, old6 = old.set_elements()
+        old_role = old.role
+    if not (old4 or old6 or new4 or new6):
+        # MACs alone, the usual case: one move at most.
+        if old_mac == new_mac:
+            if new_mac is None or old_role == new.role:
+                return []
+            return [RoleChange(new_mac, (), (), old_role, new.role)]
+        out = []
+        if new_mac is not None:
+            out.append(RoleChange(new_mac, (), (), None, new.role))
+        if old_mac is not None:
+            out.append(RoleChange(old_mac, (), (), old_role, None))
+        return out
+    # The general case: group the elements by where they come from and where they go.
+    moves: dict[tuple[str | None, str | None], tuple[list[str], list[str], list[str]]] = {}
+    for index, (olds, news) in enumerate(
+        (
+            (() if old_mac is None else (old_mac,), () if new_mac is None else (new_mac,)),
+            (old4, new4),
+            (old6, new6),
         )
-        if any(added):
-            out.append(RoleChange(*added, None, new.role))
-    gone_mac = old_mac if old_mac is not None and old_mac != new_mac else None
-    gone4 = tuple(ip for ip in old4 if ip not in new4)
-    gone6 = tuple(ip for ip in old6 if ip not in new6)
-    if gone_mac or gone4 or gone6:
-        out.append(RoleChange(gone_mac, gone4, gone6, old.role, None))
-    return out
+    ):
+        for element in dict.fromkeys((*news, *olds)):
+            source = old_role if element in olds else None
+            target = new.role if element in news else None
+            if source != target:
+                moves.setdefault((source, target), ([], [], []))[index].append(element)
+    return [
+        RoleChange(macs[0] if macs else None, tuple(v4), tuple(v6), source, target)
+        for (source, target), (macs, v4, v6) in moves.items()
+    ]

@@ -269,14 +269,10 @@ class _SetElementBatches:
 
     def _messages(self, updates: Sequence[ElementUpdate], destroy: bool) -> list[_Message]:
         messages: list[_Message] = []
-        known: dict[SetKind, dict[str, bytes]] = {}  # an element removed and added: once
         for update in updates:
             if not update.elements:
                 continue
-            cache = known.setdefault(update.kind, {})
-            fresh = [e for e in update.elements if e not in cache]
-            cache.update(zip(fresh, _encoded(update.kind, fresh), strict=True))
-            encoded = [cache[e] for e in update.elements]
+            encoded = _encoded(update.kind, update.elements)
             if update.kind is SetKind.IPV4 and any(
                 len(e) != len(_IPV4_HEADER) + 4 for e in encoded
             ):

@@ -115,8 +115,9 @@ def set_names(role_name: str) -> RoleSetNames:
 def dispatch_order(roles: Iterable[Role]) -> tuple[Role, ...]:
     """Roles in the order membership is tested: quarantine, remediation, then the rest as given.
 
-    An endpoint should be in one role's sets only; if a hand edit or a bug puts it in several,
-    the first match wins, so the most restrictive roles come first (fail closed).
+    An endpoint should be in one role's sets only (the enforcer puts a quarantined one in
+    none: that is the default); if a hand edit or a bug puts it in several, the first match
+    wins, so the most restrictive roles come first (fail closed).
     """
     by_name = {role.name: role for role in roles}
     first = [by_name[name] for name in BUILTIN_ROLES if name in by_name]
