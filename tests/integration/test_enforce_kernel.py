@@ -592,3 +592,17 @@ def test_the_index_forgets_the_flows_a_flush_deleted(net: Topology, indexed: Ind
     assert indexed.flusher.flush(["198.18.0.77"]) == 1
     indexed.index.drain()
     assert (indexed.index.flows_of("198.18.0.77"), len(indexed.index)) == (frozenset(), 0)
+
+
+def test_after_a_flush_the_index_still_hears_other_flows_end(
+    net: Topology, indexed: Indexed
+) -> None:
+    # The flush leaves the destroy events' group while it deletes; it must rejoin it.
+    add_udp_entry(net.router, "198.18.0.77")
+    add_udp_entry(net.router, "198.18.0.78")
+    assert indexed.flusher.flush(["198.18.0.77"]) == 1
+    with Conntrack(netns=net.router) as table:
+        table.entry("del", tuple_orig=next(iter(table.dump_entries())).tuple_orig)
+    indexed.index.drain()
+    assert indexed.index.healthy
+    assert (indexed.index.flows_of("198.18.0.78"), len(indexed.index)) == (frozenset(), 0)
