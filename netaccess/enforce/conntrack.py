@@ -215,24 +215,18 @@ class ConntrackFlusher:
     # --- the strategies
 
     def _flush_by_index(self, targets: _Targets, index: FlowIndex) -> int:
-        family_of: dict[bytes, int] = {}  # an entry may be indexed under two of the targets
-        for family, packed in targets:
-            for identity in index.identities_at(packed):
-                family_of.setdefault(identity, family)
-        if not family_of:
+        taken = index.take(packed for family in targets.by_family.values() for packed in family)
+        if not taken:
             return 0
-        # The index forgets these entries itself below, so it need not hear of them: the
-        # kernel then builds no destroy event per entry, which halves its cost of a delete
-        # and spares the index parsing each one.
-        with index.deaf_to_destroys():
-            deleted = self._delete_exactly(
-                [(family, identity) for identity, family in family_of.items()]
-            )
-        # Deleted or already gone: either way the entry no longer exists, and its destroy
-        # event (if still to come) finds nothing to forget.
-        for identity in family_of:
-            index.forget(identity)
-        return deleted
+        try:
+            # The index forgot these entries already, so it need not hear of them: the kernel
+            # then builds no destroy event per entry, which halves its cost of a delete and
+            # spares the index parsing each one.
+            with index.deaf_to_destroys():
+                return self._delete_exactly(taken)
+        except BaseException:
+            index.invalidate()  # some taken entries may still exist: reseed before trusting it
+            raise
 
     def _flush_in_kernel(self, targets: _Targets) -> int | None:
         """Filtered flushes; None when this kernel cannot filter a flush (then nothing was
@@ -541,6 +535,34 @@ class FlowIndex:
         self.seeds += 1
         self._healthy = complete
 
+    def take(self, addresses: Iterable[bytes]) -> list[tuple[int, bytes]]:
+        """Remove every entry indexed under one of `addresses` (packed) from the index and
+        return each once, as (family, identity): for a flush about to delete them."""
+        by_address, flows = self._by_address, self._flows
+        taken: list[tuple[int, bytes]] = []
+        for packed in addresses:
+            identities = by_address.pop(packed, None)
+            if not identities:
+                continue
+            family = AF_INET if len(packed) == 4 else AF_INET6
+            for identity in identities:
+                indexed_under = flows.pop(identity, None)
+                if indexed_under is None:
+                    continue  # taken under another of the addresses already
+                taken.append((family, identity))
+                if len(indexed_under) > 1:
+                    for other in indexed_under:
+                        rest = by_address.get(other) if other != packed else None
+                        if rest is not None:
+                            rest.discard(identity)
+                            if not rest:
+                                del by_address[other]
+        return taken
+
+    def invalidate(self) -> None:
+        """The index may be wrong (a flush failed half-way): untrusted until reseed()."""
+        self._healthy = False
+
     def forget(self, identity: bytes) -> None:
         """Drop an entry from the index (it was deleted)."""
         addresses = self._flows.pop(identity, None)
@@ -709,7 +731,16 @@ class _Targets:
         targets = cls()
         v4: set[bytes] = set()
         v6: set[bytes] = set()
+        pton, inet, inet6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
         for address in addresses:
+            try:  # the usual forms, inlined: a bulk flush packs 10k addresses
+                if ":" in address:
+                    v6.add(pton(inet6, address))
+                else:
+                    v4.add(pton(inet, address))
+                continue
+            except (OSError, ValueError, TypeError):
+                pass
             packed = _packed(address)
             (v4 if len(packed) == 4 else v6).add(packed)
         if v4:

@@ -7,6 +7,7 @@ transaction and one conntrack flush, and reports per-role state for `enforcement
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from netaccess.enforce.kernel import KernelFeatures, detect
 from netaccess.enforce.nft import Nftables
 from netaccess.enforce.ruleset import RoleMembers, RulesetSpec, render_ruleset
 from netaccess.enforce.sets import RoleChange, RoleSets
+from netaccess.policy.roles import QUARANTINE
 
 
 class KernelEnforcement:
@@ -59,20 +61,35 @@ class KernelEnforcement:
         roles = {role.name for role in spec.roles}
         kept = {name: members for name, members in current.items() if name in roles}
         nft.load_ruleset(render_ruleset(dataclasses.replace(spec, members=kept)))
-        return cls(spec, nft, sets, ConntrackFlusher(), detect(), FlowIndex())
+        kernel = cls(spec, nft, sets, ConntrackFlusher(), detect(), FlowIndex())
+        settle_heap()  # the index was just seeded
+        return kernel
 
     def apply(self, changes: Sequence[MembershipChange]) -> int:
         """One transaction for all set changes, then one flush for the endpoints whose role
         changed; returns the number of flows deleted."""
         moves: list[RoleChange] = []
+        flushed: list[str] = []  # MembershipChange.addresses of each, inlined for bursts
         for change in changes:
-            moves += role_changes(change)
+            old, new = change.old, change.new
+            if old is not None and new.mac is not None and old.mac == new.mac:
+                # An L2 endpoint, the usual case (role_changes, inlined for bursts): its MAC
+                # moves, unless quarantine (in no set) is where it comes from and goes to.
+                source = None if old.role == QUARANTINE else old.role
+                target = None if new.role == QUARANTINE else new.role
+                if source != target:
+                    moves.append(RoleChange(new.mac, (), (), source, target))
+            else:
+                moves += role_changes(change)
+            if old is None or old.role != new.role:
+                if old is not None:
+                    flushed += old.ipv4
+                    flushed += old.ipv6
+                flushed += new.ipv4
+                flushed += new.ipv6
         self._sets.apply(moves)
         self.changes_applied += len(changes)
-        addresses: dict[str, None] = {}
-        for change in changes:
-            addresses.update(dict.fromkeys(change.addresses()))
-        return self.flush(tuple(addresses)) if addresses else 0
+        return self.flush(tuple(dict.fromkeys(flushed))) if flushed else 0
 
     def flush(self, addresses: Sequence[str]) -> int:
         deleted = self._conntrack.flush(addresses)  # drains the flow index first
@@ -84,6 +101,7 @@ class KernelEnforcement:
             # flushes keep walking the table, and the next one (or an event) retries.
             try:
                 index.reseed()
+                settle_heap()
             except EnforcementError as exc:
                 self.flow_index_error = str(exc)
         return deleted
@@ -102,6 +120,7 @@ class KernelEnforcement:
             index.drain()
             if not index.healthy:
                 index.reseed()
+                settle_heap()
         except EnforcementError as exc:
             self.flow_index_error = str(exc)
             raise
@@ -125,6 +144,7 @@ class KernelEnforcement:
             }
         )
         self.reconciles += 1
+        settle_heap()  # periodic, and the flows indexed since the last time are few
         result = {
             "restored": {role: _elements(m) for role, m in repairs.restored.items()},
             "removed": {role: _elements(m) for role, m in repairs.removed.items()},
@@ -212,3 +232,16 @@ def role_changes(change: MembershipChange) -> list[RoleChange]:
         RoleChange(macs[0] if macs else None, tuple(v4), tuple(v6), source, target)
         for (source, target), (macs, v4, v6) in moves.items()
     ]
+
+
+def settle_heap() -> None:
+    """Collect garbage once, then put every surviving object out of the collector's sight
+    (gc.freeze). The flow index holds hundreds of thousands of long-lived containers; a full
+    collection that walks them stalls the process for tens of milliseconds at a moment of
+    its choosing, often in the middle of a burst of role changes. Frozen objects are still
+    freed when their last reference goes; only cycles among them would stay, and the index
+    makes none. Call it when idle: after seeding the index, and periodically (each reconcile)
+    so that what was indexed since is frozen too; a collection after a freeze walks only the
+    objects made since, so it costs little."""
+    gc.collect()
+    gc.freeze()

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.nft import ElementOp, ElementUpdate, Nftables, set_elements
 from netaccess.enforce.ruleset import (
+    MAC,
     TABLE,
     RoleMembers,
     SetKind,
@@ -21,6 +22,8 @@ from netaccess.enforce.ruleset import (
     set_names,
 )
 
+# Already in normal form (lower case): the usual input, checked with one match.
+is_mac = MAC.match
 _SET_NAME = re.compile(r"role_([a-z][a-z0-9_]{0,23})_(mac|v4|v6)\Z")
 _KIND_OF_SUFFIX = {"mac": SetKind.MAC, "v4": SetKind.IPV4, "v6": SetKind.IPV6}
 
@@ -68,9 +71,9 @@ class RoleSets:
         directly, and on older kernels an add of the same element precedes the delete in
         the same transaction, which makes the pair always succeed. No listing is needed.
         """
-        for role in {c.old_role for c in changes} | {c.new_role for c in changes}:
-            if role is not None:
-                set_names(role)
+        roles = ({c.old_role for c in changes} | {c.new_role for c in changes}) - {None}
+        for role in roles:
+            set_names(role)  # type: ignore[arg-type]
         # Per kind: where each element ends up, and every role it may have been in.
         final: dict[SetKind, dict[str, str | None]] = {kind: {} for kind in SetKind}
         leaving: dict[SetKind, list[tuple[str, str]]] = {kind: [] for kind in SetKind}
@@ -80,7 +83,7 @@ class RoleSets:
         for mac, ipv4, ipv6, old, new in changes:
             if mac is not None:
                 # _fold, inlined: a burst of 10k changes is mostly MACs.
-                value = normalize_mac(mac)
+                value = mac if is_mac(mac) else normalize_mac(mac)
                 earlier = macs.get(value)
                 if earlier is not None:
                     macs_leaving.append((value, earlier))
@@ -95,16 +98,16 @@ class RoleSets:
         additions: dict[tuple[str, SetKind], list[str]] = {}
         for kind in SetKind:
             ends = final[kind]
-            leave_by_role: dict[str, list[str]] = {}
+            leave_by_role: dict[str | None, list[str]] = {role: [] for role in roles}
             for value, role in leaving[kind]:
                 if ends[value] != role:
-                    leave_by_role.setdefault(role, []).append(value)
-            join_by_role: dict[str, list[str]] = {}
+                    leave_by_role[role].append(value)
+            join_by_role: dict[str | None, list[str]] = {role: [] for role in roles}
+            join_by_role[None] = []  # what ends in no set
             for value, new_role in ends.items():
-                if new_role is not None:
-                    join_by_role.setdefault(new_role, []).append(value)
-            removals.update(((role, kind), values) for role, values in leave_by_role.items())
-            additions.update(((role, kind), values) for role, values in join_by_role.items())
+                join_by_role[new_role].append(value)
+            removals.update(((r, kind), v) for r, v in leave_by_role.items() if v and r)
+            additions.update(((r, kind), v) for r, v in join_by_role.items() if v and r)
         self._update(removals, additions, f"applying {len(changes)} role changes")
 
     def members(self) -> dict[str, RoleMembers]:

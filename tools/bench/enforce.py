@@ -35,7 +35,7 @@ from netaccess.enforce import (
 )
 from netaccess.enforce import conntrack as ct
 from netaccess.enforce.intents import Membership, MembershipChange
-from netaccess.enforce.kernel_state import KernelEnforcement, role_changes
+from netaccess.enforce.kernel_state import KernelEnforcement, role_changes, settle_heap
 from netaccess.policy.roles import QUARANTINE, REMEDIATION, Destination, Role, builtin_role
 
 SIZES = (1_000, 10_000, 100_000)
@@ -56,6 +56,7 @@ FULL = Role(
     ),
 )
 ROLES = (builtin_role(QUARANTINE), builtin_role(REMEDIATION), FULL)
+ENROLLED = REMEDIATION  # where the enrolled endpoints start
 
 
 def mac(i: int) -> str:
@@ -67,12 +68,13 @@ def ipv4(i: int) -> str:
 
 
 def spec(count: int) -> RulesetSpec:
+    """`count` endpoints enrolled: assessed, in a role's set (a quarantined one is in none)."""
     members = RoleMembers(tuple(mac(i) for i in range(count)))
     return RulesetSpec(
         roles=ROLES,
         access_interfaces=("acc0",),
         upstream_interfaces=("up0",),
-        members={QUARANTINE: members},
+        members={ENROLLED: members},
     )
 
 
@@ -99,7 +101,7 @@ def timed(action: Callable[[], object]) -> int:
     return time.perf_counter_ns() - started
 
 
-def add_flows(flusher: ConntrackFlusher, count: int) -> None:
+def add_flows(flusher: ConntrackFlusher, endpoints: range) -> None:
     """One synthetic UDP entry per endpoint (endpoint:40000 -> 192.0.2.10:53), in batches."""
 
     def tuple_attr(kind: int, src: bytes, dst: bytes, sport: int, dport: int) -> bytes:
@@ -109,7 +111,7 @@ def add_flows(flusher: ConntrackFlusher, count: int) -> None:
         return ct._nest(kind, ip + proto)
 
     batch: list[tuple[int, bytes]] = []
-    for i in range(count):
+    for i in endpoints:
         endpoint = ipaddress.IPv4Address(ENDPOINT_BASE + i).packed
         attrs = (
             tuple_attr(ct.CTA_TUPLE_ORIG, endpoint, SERVER, 40000, 53)
@@ -119,7 +121,7 @@ def add_flows(flusher: ConntrackFlusher, count: int) -> None:
         seq = flusher._next_seq()
         flags = ct.NLM_F_REQUEST | ct.NLM_F_ACK | 0x400  # NLM_F_CREATE
         batch.append((seq, ct._message(ct.IPCTNL_MSG_CT_NEW, flags, seq, ct.AF_INET, attrs)))
-        if len(batch) == 500 or i == count - 1:
+        if len(batch) == 500 or i == endpoints[-1]:
             flusher._exchange(batch, expect_acks=True)
             batch = []
 
@@ -157,23 +159,24 @@ def inside() -> dict[str, object]:
             }
         ct_flush_all(flusher)
         index.drain()
-        add_flows(flusher, size * FLOWS_PER_ENDPOINT)
+        add_flows(flusher, range(size * FLOWS_PER_ENDPOINT))
         # The enforcer drains as events come; here all at once, outside the timings.
         drain_ns = timed(index.drain)
         if size == SIZES[-1]:
             result["index_drain_100k_new_events_ms"] = round(drain_ns / 1e6, 1)
             result["index_seed_100k_ms"] = round(timed(index.reseed) / 1e6, 1)
         assert index.healthy and len(index) == size * FLOWS_PER_ENDPOINT, "index incomplete"
+        settle_heap()  # as the enforcer does once its index is seeded
         step = max(1, size // CHANGES_PER_SIZE)
         chosen = [(n * step) % size for n in range(CHANGES_PER_SIZE)]
         # The first changes of each size warm up and are not counted.
         for i in range(size - 100, size):
-            kernel.apply([move(i, QUARANTINE, REMEDIATION)])
+            kernel.apply([move(i, ENROLLED, FULL.name)])
         deleted_before = kernel.flows_deleted
-        singles = [[move(i, QUARANTINE, "full")] for i in chosen]
+        singles = [[move(i, ENROLLED, FULL.name)] for i in chosen]
         change_ns = [timed(lambda c=c: kernel.apply(c)) for c in singles]
         # The same changes back, set update alone (flows are gone now): how the time splits.
-        backs = [role_changes(move(i, "full", QUARANTINE)) for i in chosen]
+        backs = [role_changes(move(i, FULL.name, ENROLLED)) for i in chosen]
         set_ns = [timed(lambda b=b: sets.apply(b)) for b in backs]
         per_size[str(size)] = {
             "role_change_ms": summary(change_ns),
@@ -184,23 +187,29 @@ def inside() -> dict[str, object]:
         }
     result["at_enrolled"] = per_size
 
-    # Bulk, at 100k enrolled: 10k endpoints not moved yet change role in one apply (one set
-    # transaction, one flush of their flows), as a burst of changes reaches the enforcer.
+    # Bursts at 100k enrolled, each one apply (one set transaction, one flush of the flows),
+    # as a burst of changes reaches the enforcer:
+    # - move: 10k enrolled endpoints change role (two element operations each, the most);
+    # - admit: 10k quarantined endpoints, in no set, are admitted (one operation each).
     size = SIZES[-1]
-    moved = {(n * max(1, size // CHANGES_PER_SIZE)) % size for n in range(CHANGES_PER_SIZE)}
-    unmoved = [i for i in range(size - 100) if i not in moved]
-    bulk, bulk_sets_only = unmoved[:BULK_CHANGES], unmoved[BULK_CHANGES : 2 * BULK_CHANGES]
-    index.drain()  # the single changes' destroy events: the enforcer drains them as they come
-    deleted_before = kernel.flows_deleted
-    burst = [move(i, QUARANTINE, "full") for i in bulk]
-    result["bulk_10k_ms"] = round(timed(lambda: kernel.apply(burst)) / 1e6, 1)
-    result["bulk_10k_flows_deleted"] = kernel.flows_deleted - deleted_before
-    result["bulk_10k_flush_by_index"] = flusher.last_flush_by_index
-    # How it splits: the set transaction alone for another 10k, and a flush alone.
-    moves = [c for i in bulk_sets_only for c in role_changes(move(i, QUARANTINE, "full"))]
-    result["bulk_10k_set_update_ms"] = round(timed(lambda: sets.apply(moves)) / 1e6, 1)
+    untouched = [i for i in range(size - 100) if i % max(1, size // CHANGES_PER_SIZE)]
+    bulk_move, bulk_split = untouched[:BULK_CHANGES], untouched[BULK_CHANGES : 2 * BULK_CHANGES]
+    admitted = range(size, size + BULK_CHANGES)
+    add_flows(flusher, admitted)
     index.drain()
-    addresses = [ipv4(i) for i in bulk_sets_only]
+    settle_heap()
+    for name, burst in (
+        ("move", [move(i, ENROLLED, FULL.name) for i in bulk_move]),
+        ("admit", [move(i, QUARANTINE, FULL.name) for i in admitted]),
+    ):
+        deleted_before = kernel.flows_deleted
+        result[f"bulk_10k_{name}_ms"] = round(timed(lambda b=burst: kernel.apply(b)) / 1e6, 1)
+        result[f"bulk_10k_{name}_flows_deleted"] = kernel.flows_deleted - deleted_before
+    result["bulk_10k_flush_by_index"] = flusher.last_flush_by_index
+    # How a move burst splits: the set transaction alone for another 10k, then their flush.
+    moves = [c for i in bulk_split for c in role_changes(move(i, ENROLLED, FULL.name))]
+    result["bulk_10k_move_set_update_ms"] = round(timed(lambda: sets.apply(moves)) / 1e6, 1)
+    addresses = [ipv4(i) for i in bulk_split]
     flushed: list[int] = []
     result["bulk_10k_flush_ms"] = round(
         timed(lambda: flushed.append(flusher.flush(addresses))) / 1e6, 1
@@ -217,7 +226,7 @@ def inside() -> dict[str, object]:
                 capture_output=True,
             )
         )
-        for i in unmoved[2 * BULK_CHANGES : 2 * BULK_CHANGES + ANCHOR_CHANGES]
+        for i in untouched[2 * BULK_CHANGES : 2 * BULK_CHANGES + ANCHOR_CHANGES]
     ]
     result["opennds_nft_process_per_change_ms"] = summary(anchor)
     at_max = per_size[str(size)]
