@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pyroute2.netlink.nlsocket import (  # type: ignore[import-untyped,unused-ignore]
     NetlinkSocket,
@@ -273,10 +273,6 @@ class _SetElementBatches:
             if not update.elements:
                 continue
             encoded = _encoded(update.kind, update.elements)
-            if update.kind is SetKind.IPV4 and any(
-                len(e) != len(_IPV4_HEADER) + 4 for e in encoded
-            ):
-                raise ValueError(f"set {update.set_name}: an element is not an IPv4 address")
             if update.op is ElementOp.ADD:
                 kinds = [NFT_MSG_NEWSETELEM]
             elif destroy:
@@ -289,15 +285,15 @@ class _SetElementBatches:
                 messages += self._set_messages(kind, update.set_name, encoded)
         return messages
 
-    def _set_messages(self, kind: int, set_name: str, encoded: list[bytes]) -> list[_Message]:
+    def _set_messages(self, kind: int, set_name: str, encoded: _Encoded) -> list[_Message]:
         names = _set_attrs(set_name)
         flags = NLM_F_REQUEST | (NLM_F_CREATE if kind == NFT_MSG_NEWSETELEM else 0)
         verb = _VERBS[kind]
-        per_message = max(1, MESSAGE_ELEMENT_BYTES // len(encoded[0]))
+        blob, size = encoded
+        chunk_bytes = max(1, MESSAGE_ELEMENT_BYTES // size) * size
         messages = []
-        for start in range(0, len(encoded), per_message):
-            chunk = encoded[start : start + per_message]
-            elements = b"".join(chunk)
+        for start in range(0, len(blob), chunk_bytes):
+            elements = blob[start : start + chunk_bytes]
             nest = _ATTR.pack(
                 _ATTR.size + len(elements), NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED
             )
@@ -310,7 +306,7 @@ class _SetElementBatches:
                 0,
                 names + nest + elements,
             )
-            what = f"{verb} {len(chunk)} elements of set {set_name}"
+            what = f"{verb} {len(elements) // size} elements of set {set_name}"
             messages.append(_Message(self._seq, kind, what, data))
         return messages
 
@@ -404,15 +400,44 @@ def _element_header(value_size: int) -> bytes:
 _MAC_HEADER, _IPV4_HEADER, _IPV6_HEADER = (_element_header(n) for n in (6, 4, 16))
 
 
-def _encoded(kind: SetKind, elements: Sequence[str]) -> list[bytes]:
-    """Each element as the kernel stores its key (6 MAC bytes, or the address in network
-    order) in its attributes. `elements` are as ruleset.normalize gives them."""
+class _Encoded(NamedTuple):
+    """Elements as the kernel reads them, back to back, each `size` bytes long."""
+
+    blob: bytes
+    size: int
+
+
+_MAC_HEADER_HEX = _MAC_HEADER.hex()
+
+
+def _encoded(kind: SetKind, elements: Sequence[str]) -> _Encoded:
+    """The elements (as ruleset.normalize gives them) as the kernel stores their keys (6 MAC
+    bytes, or the address in network order) in their attributes, concatenated."""
+    if kind is SetKind.MAC:
+        # One hex string for all of them, one conversion: a 10k burst in about a millisecond.
+        # With its colons where they belong, a MAC leaves 12 characters that fromhex checks.
+        if any(len(e) != 17 or e[2::3] != ":::::" for e in elements):
+            raise ValueError(f"set elements {list(elements)[:3]}...: expected MAC addresses")
+        separator = "0000" + _MAC_HEADER_HEX  # a key's padding, then the next one's header
+        hex_digits = separator.join(elements).replace(":", "")
+        size = len(_MAC_HEADER) + 8
+        try:
+            blob = bytes.fromhex(_MAC_HEADER_HEX + hex_digits + "0000")
+        except ValueError:
+            blob = b""
+        if len(blob) != size * len(elements):
+            raise ValueError(f"set elements {list(elements)[:3]}...: expected MAC addresses")
+        return _Encoded(blob, size)
     try:
-        if kind is SetKind.MAC:
-            return [_MAC_HEADER + bytes.fromhex(e.replace(":", "")) + b"\0\0" for e in elements]
         if kind is SetKind.IPV4:
-            return [_IPV4_HEADER + bytes(map(int, e.split("."))) for e in elements]
-        return [_IPV6_HEADER + ipaddress.IPv6Address(e).packed for e in elements]
+            packed = [bytes(map(int, e.split("."))) for e in elements]
+            if any(len(p) != 4 for p in packed):
+                raise ValueError("not a dotted quad")
+            return _Encoded(b"".join(_IPV4_HEADER + p for p in packed), len(_IPV4_HEADER) + 4)
+        return _Encoded(
+            b"".join(_IPV6_HEADER + ipaddress.IPv6Address(e).packed for e in elements),
+            len(_IPV6_HEADER) + 16,
+        )
     except ValueError:
         raise ValueError(
             f"set elements {list(elements)[:3]}...: expected {kind.value} values"

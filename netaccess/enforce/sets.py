@@ -73,7 +73,7 @@ class RoleSets:
         """
         roles = ({c.old_role for c in changes} | {c.new_role for c in changes}) - {None}
         for role in roles:
-            set_names(role)  # type: ignore[arg-type]
+            set_names(role)
         # Per kind: where each element ends up, and every role it may have been in.
         final: dict[SetKind, dict[str, str | None]] = {kind: {} for kind in SetKind}
         leaving: dict[SetKind, list[tuple[str, str]]] = {kind: [] for kind in SetKind}
