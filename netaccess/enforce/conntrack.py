@@ -435,7 +435,6 @@ class FlowIndex:
         self._by_address: dict[bytes, set[bytes]] = {}
         self.overflows = 0
         self.seeds = 0
-        self.deaf_failures = 0  # failures to rejoin the destroy events' group
         self.reseed()
 
     @property
@@ -597,7 +596,6 @@ class FlowIndex:
                     sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_CONNTRACK_DESTROY)
                 except OSError:
                     self._healthy = False
-                    self.deaf_failures += 1
 
     def close(self) -> None:
         sock = getattr(self, "_sock", None)
@@ -731,16 +729,7 @@ class _Targets:
         targets = cls()
         v4: set[bytes] = set()
         v6: set[bytes] = set()
-        pton, inet, inet6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
         for address in addresses:
-            try:  # the usual forms, inlined: a bulk flush packs 10k addresses
-                if ":" in address:
-                    v6.add(pton(inet6, address))
-                else:
-                    v4.add(pton(inet, address))
-                continue
-            except (OSError, ValueError, TypeError):
-                pass
             packed = _packed(address)
             (v4 if len(packed) == 4 else v6).add(packed)
         if v4:

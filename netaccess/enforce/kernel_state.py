@@ -71,16 +71,8 @@ class KernelEnforcement:
         moves: list[RoleChange] = []
         flushed: list[str] = []  # MembershipChange.addresses of each, inlined for bursts
         for change in changes:
+            moves += role_changes(change)
             old, new = change.old, change.new
-            if old is not None and new.mac is not None and old.mac == new.mac:
-                # An L2 endpoint, the usual case (role_changes, inlined for bursts): its MAC
-                # moves, unless quarantine (in no set) is where it comes from and goes to.
-                source = None if old.role == QUARANTINE else old.role
-                target = None if new.role == QUARANTINE else new.role
-                if source != target:
-                    moves.append(RoleChange(new.mac, (), (), source, target))
-            else:
-                moves += role_changes(change)
             if old is None or old.role != new.role:
                 if old is not None:
                     flushed += old.ipv4
@@ -193,6 +185,12 @@ def role_changes(change: MembershipChange) -> list[RoleChange]:
     moves there from wherever it was; each element it no longer has leaves its old role.
     Nothing at all when the elements and the role stay (an L2 endpoint renumbered)."""
     new, old = change.new, change.old
+    if old is not None and new.mac is not None and old.mac == new.mac:
+        # An L2 endpoint, the usual case, short-cut for bursts: its MAC moves, unless
+        # quarantine (in no set) is where it comes from and where it goes.
+        source = None if old.role == QUARANTINE else old.role
+        target = None if new.role == QUARANTINE else new.role
+        return [] if source == target else [RoleChange(new.mac, (), (), source, target)]
     new_mac, new4, new6 = new.set_elements()
     if old is None:
         old_mac: str | None = None
