@@ -9,7 +9,7 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -18,6 +18,10 @@ from pyroute2 import NFCTSocket  # type: ignore[import-untyped,unused-ignore]
 
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.nft import entered_netns
+
+# Starts a piece of work beside the caller (on another thread) and returns a function that
+# waits for it to end and raises its error. The io layer provides one; enforce starts no threads.
+Beside = Callable[[Callable[[], None]], Callable[[], object]]
 
 # linux/netlink.h, linux/netfilter/nfnetlink.h, linux/netfilter/nfnetlink_conntrack.h
 NLMSG_ERROR = 2
@@ -158,7 +162,45 @@ class ConntrackFlusher:
         table is matched here and the hits deleted by exact tuple. An entry that vanishes
         meanwhile is simply not counted.
         """
+        return self._flush_targets(_Targets.of(addresses))
+
+    def flush_alongside(
+        self, addresses: Iterable[str], update: Callable[[], None], beside: Beside
+    ) -> int:
+        """Run `update`, the set transaction that changes the role of the endpoints at
+        `addresses`, on another thread through `beside`, while this one deletes their flows
+        as flush() would; return how many were deleted.
+
+        The nf_tables commit and the conntrack deletes are kernel work of two subsystems,
+        which two cores do at once: a burst takes the time of the longer instead of the sum.
+        A flow that an endpoint opens under its old role meanwhile is deleted too: once the
+        update has committed, a second pass takes what the index learnt since (usually
+        nothing), or walks the table if the index is stale. If `update` fails its error is
+        raised, and the flows it would have cut are gone anyway: the endpoints reconnect
+        under the role they kept.
+        """
         targets = _Targets.of(addresses)
+        index = self.index
+        if index is not None and targets:
+            # Flows opened just before the role change may still be unread events.
+            with contextlib.suppress(EnforcementError):  # then stale: the sequential way
+                index.drain()
+        if index is None or not index.healthy or not targets:
+            update()
+            return self._flush_targets(targets)
+        # Taken before the update starts: Python work beside the commit's would slow both.
+        taken = index.take(_packed_targets(targets))
+        wait = beside(update)
+        try:
+            deleted = self._delete_taken(taken, index)
+        finally:
+            wait()  # the update's error, if any, wins: the role change did not happen
+        self.last_flush_by_index, self.last_flush_in_kernel = True, False
+        # What the endpoints opened while the update committed (or everything, if the index
+        # went stale): the transaction is in force now, so nothing opens under the old role.
+        return deleted + self._flush_targets(targets)
+
+    def _flush_targets(self, targets: _Targets) -> int:
         if not targets:
             return 0
         index = self.index
@@ -215,7 +257,10 @@ class ConntrackFlusher:
     # --- the strategies
 
     def _flush_by_index(self, targets: _Targets, index: FlowIndex) -> int:
-        taken = index.take(packed for family in targets.by_family.values() for packed in family)
+        return self._delete_taken(index.take(_packed_targets(targets)), index)
+
+    def _delete_taken(self, taken: list[tuple[int, bytes]], index: FlowIndex) -> int:
+        """Delete the entries just taken out of `index`."""
         if not taken:
             return 0
         try:
@@ -267,31 +312,25 @@ class ConntrackFlusher:
         """Delete each (family, identity); return how many existed. Only the last request of
         each datagram asks for an acknowledgement: the kernel answers the others only when
         they fail, which spares an answer to build and parse per deleted entry (half the
-        cost of a bulk flush). Requests are handled in order, so the last answer ends it."""
+        cost of a bulk flush). Requests are handled in order, so the last answer ends it.
+        The others share one sequence number (a failure need not say which request it was)
+        and so one header, joined between the identities rather than packed per request."""
         deleted = 0
-        pack = _REQUEST_HEAD.pack
-        msg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
         for chunk_start in range(0, len(deletes), REQUESTS_PER_SEND):
             chunk = deletes[chunk_start : chunk_start + REQUESTS_PER_SEND]
-            first_seq = self._seq
-            seqs = [_following_seq(first_seq + n) for n in range(len(chunk))]
-            self._seq = seqs[-1]
-            flags = [NLM_F_REQUEST] * len(chunk)
-            flags[-1] |= NLM_F_ACK
+            others_seq = self._next_seq()
+            last_seq = self._next_seq()
+            *others, (last_family, last_identity) = chunk
             self._send(
-                b"".join(
-                    pack(_REQUEST_HEAD.size + len(identity), msg_type, flag, seq, 0, family, 0, 0)
-                    + identity
-                    for (family, identity), flag, seq in zip(chunk, flags, seqs, strict=True)
-                )
+                _deletes(others, others_seq)
+                + _delete_head(last_family, len(last_identity), NLM_F_REQUEST | NLM_F_ACK, last_seq)
+                + last_identity
             )
-            last_seq = seqs[-1]
-            sent = set(seqs)
             deleted += len(chunk)
             finished = False
             while not finished:
                 for msg_type, seq, body in self._receive():
-                    if msg_type != NLMSG_ERROR or seq not in sent:
+                    if msg_type != NLMSG_ERROR or seq not in (others_seq, last_seq):
                         continue  # a late answer to an earlier, abandoned exchange
                     finished = finished or seq == last_seq
                     code = _error_of(body)
@@ -430,9 +469,13 @@ class FlowIndex:
             ) from exc
         self._seq = 0
         self._healthy = False
-        # identity -> the addresses it is indexed under, and address -> identities.
+        # identity -> the addresses it is indexed under, and address -> its identities: the
+        # identity itself while it is the only one (most addresses: no set to allocate and,
+        # in a burst's take(), none to visit), a set once there are more.
         self._flows: dict[bytes, tuple[bytes, ...]] = {}
-        self._by_address: dict[bytes, set[bytes]] = {}
+        self._by_address: dict[bytes, bytes | set[bytes]] = {}
+        # address -> how many stale identities take() left in its set (see compact()).
+        self._stale_at: dict[bytes, int] = {}
         self.overflows = 0
         self.seeds = 0
         self.reseed()
@@ -457,7 +500,8 @@ class FlowIndex:
         return frozenset(self.identities_at(ipaddress.ip_address(address).packed))
 
     def identities_at(self, packed: bytes) -> tuple[bytes, ...]:
-        return tuple(self._by_address.get(packed, ()))
+        flows = self._flows
+        return tuple(i for i in _each(self._by_address.get(packed)) if packed in flows.get(i, ()))
 
     def drain(self) -> None:
         """Apply every event waiting in the socket, without blocking. A lost event (ENOBUFS)
@@ -490,6 +534,7 @@ class FlowIndex:
         self._discard_pending()  # older than the dump, and some of their successors are lost
         self._flows.clear()
         self._by_address.clear()
+        self._stale_at.clear()
         self._seq = _following_seq(self._seq)
         seq = self._seq
         self._send(_message(IPCTNL_MSG_CT_GET, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, b""))
@@ -536,27 +581,60 @@ class FlowIndex:
 
     def take(self, addresses: Iterable[bytes]) -> list[tuple[int, bytes]]:
         """Remove every entry indexed under one of `addresses` (packed) from the index and
-        return each once, as (family, identity): for a flush about to delete them."""
+        return each once, as (family, identity): for a flush about to delete them.
+
+        Hot: a burst takes 10k addresses. An entry indexed under a second address (its reply
+        destination, when NAT rewrote it) stays listed there, stale, rather than be discarded
+        from what is often one huge set (every masqueraded flow shares the appliance's
+        address); lookups skip stale identities, and compact() sweeps them when idle."""
         by_address, flows = self._by_address, self._flows
         taken: list[tuple[int, bytes]] = []
+        append = taken.append
+        left_behind = self._stale_at
         for packed in addresses:
-            identities = by_address.pop(packed, None)
-            if not identities:
+            held = by_address.pop(packed, None)
+            if held is None:
                 continue
             family = AF_INET if len(packed) == 4 else AF_INET6
-            for identity in identities:
-                indexed_under = flows.pop(identity, None)
-                if indexed_under is None:
-                    continue  # taken under another of the addresses already
-                taken.append((family, identity))
+            for identity in (held,) if isinstance(held, bytes) else held:
+                indexed_under = flows.get(identity)
+                if indexed_under is None or packed not in indexed_under:
+                    continue  # taken under another address already, or stale here
+                del flows[identity]
+                append((family, identity))
                 if len(indexed_under) > 1:
                     for other in indexed_under:
-                        rest = by_address.get(other) if other != packed else None
-                        if rest is not None:
-                            rest.discard(identity)
-                            if not rest:
-                                del by_address[other]
+                        if other != packed:
+                            left_behind[other] = left_behind.get(other, 0) + 1
         return taken
+
+    @property
+    def stale(self) -> int:
+        """Identities take() left listed under an entry's other address, not yet swept."""
+        return sum(self._stale_at.values())
+
+    def compact(self, *, at_least: int = 0) -> int:
+        """Sweep the stale identities take() left behind, if there are at least `at_least`;
+        return how many were swept. Call it when idle: it walks each affected address's set."""
+        if not self._stale_at or self.stale < at_least:
+            return 0
+        by_address, flows = self._by_address, self._flows
+        swept = 0
+        for address in self._stale_at:
+            held = by_address.get(address)
+            if held is None:
+                continue
+            identities = _each(held)
+            live = {i for i in identities if address in flows.get(i, ())}
+            swept += len(identities) - len(live)
+            if len(live) > 1:
+                by_address[address] = live
+            elif live:
+                by_address[address] = live.pop()
+            else:
+                del by_address[address]
+        self._stale_at.clear()
+        return swept
 
     def invalidate(self) -> None:
         """The index may be wrong (a flush failed half-way): untrusted until reseed()."""
@@ -567,12 +645,18 @@ class FlowIndex:
         addresses = self._flows.pop(identity, None)
         if addresses is None:
             return
+        by_address = self._by_address
         for address in addresses:
-            identities = self._by_address.get(address)
-            if identities is not None:
-                identities.discard(identity)
-                if not identities:
-                    del self._by_address[address]
+            held = by_address.get(address)
+            if held is None:
+                continue
+            if isinstance(held, bytes):
+                if held == identity:
+                    del by_address[address]
+            else:
+                held.discard(identity)
+                if not held:
+                    del by_address[address]
 
     @contextlib.contextmanager
     def deaf_to_destroys(self) -> Iterator[None]:
@@ -629,7 +713,14 @@ class FlowIndex:
         addresses = tuple(a for a in dict.fromkeys((source, reply_destination)) if a is not None)
         self._flows[identity] = addresses
         for address in addresses:
-            self._by_address.setdefault(address, set()).add(identity)
+            held = self._by_address.get(address)
+            if held is None:
+                self._by_address[address] = identity
+            elif isinstance(held, bytes):
+                if held != identity:
+                    self._by_address[address] = {held, identity}
+            else:
+                held.add(identity)
 
     def _discard_pending(self) -> None:
         while True:
@@ -650,6 +741,13 @@ class FlowIndex:
             self._sock.send(data)
         except OSError as exc:
             raise EnforcementError(f"ctnetlink send ({_where(self._netns)}): {exc}") from exc
+
+
+def _each(held: bytes | set[bytes] | None) -> tuple[bytes, ...] | set[bytes]:
+    """The identities an address holds in FlowIndex._by_address, as a collection."""
+    if held is None:
+        return ()
+    return (held,) if isinstance(held, bytes) else held
 
 
 def _identity_if_wanted(body: bytes, wanted: set[bytes]) -> bytes | None:
@@ -756,6 +854,10 @@ class _Targets:
         return sum(len(packed) for packed in self.by_family.values())
 
 
+def _packed_targets(targets: _Targets) -> Iterator[bytes]:
+    return (packed for family in targets.by_family.values() for packed in family)
+
+
 def _messages(data: bytes) -> list[tuple[int, int, bytes]]:
     """(type, sequence number, body) of each netlink message in one datagram."""
     messages = []
@@ -767,6 +869,30 @@ def _messages(data: bytes) -> list[tuple[int, int, bytes]]:
         messages.append((msg_type, seq, data[offset + _HEADER.size : offset + length]))
         offset += _align(length)
     return messages
+
+
+def _delete_head(family: int, identity_size: int, flags: int, seq: int) -> bytes:
+    """nlmsghdr and nfgenmsg of a delete by exact identity (the identity follows)."""
+    msg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE
+    return _REQUEST_HEAD.pack(
+        _REQUEST_HEAD.size + identity_size, msg_type, flags, seq, 0, family, 0, 0
+    )
+
+
+def _deletes(requests: list[tuple[int, bytes]], seq: int) -> bytes:
+    """Delete requests for each (family, identity), unacknowledged, all numbered `seq`."""
+    if not requests:
+        return b""
+    first_family, first_identity = requests[0]
+    size = len(first_identity)
+    identities = [identity for _, identity in requests]
+    if all(f == first_family for f, _ in requests) and all(len(i) == size for i in identities):
+        head = _delete_head(first_family, size, NLM_F_REQUEST, seq)  # the usual case
+        return head + head.join(identities)
+    return b"".join(
+        _delete_head(family, len(identity), NLM_F_REQUEST, seq) + identity
+        for family, identity in requests
+    )
 
 
 def _following_seq(seq: int) -> int:

@@ -7,11 +7,12 @@ transaction and one conntrack flush, and reports per-role state for `enforcement
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from netaccess.enforce.conntrack import ConntrackFlusher, FlowIndex
+from netaccess.enforce.conntrack import Beside, ConntrackFlusher, FlowIndex
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.intents import Membership, MembershipChange
 from netaccess.enforce.kernel import KernelFeatures, detect
@@ -19,6 +20,14 @@ from netaccess.enforce.nft import Nftables
 from netaccess.enforce.ruleset import RoleMembers, RulesetSpec, render_ruleset
 from netaccess.enforce.sets import RoleChange, RoleSets
 from netaccess.policy.roles import QUARANTINE
+
+# From this many changes on, with a `beside` to run it on, a burst's set transaction commits
+# on another thread while this one deletes the flows: for a few changes, handing work to a
+# thread would cost more than it saves.
+BESIDE_FROM = 64
+# The flow index sweeps the identities bursts left stale (FlowIndex.compact) once there are
+# this many, or a quarter of its size if that is more.
+COMPACT_FROM = 4096
 
 
 class KernelEnforcement:
@@ -30,8 +39,10 @@ class KernelEnforcement:
         conntrack: ConntrackFlusher,
         features: KernelFeatures,
         flow_index: FlowIndex | None = None,
+        beside: Beside | None = None,
     ) -> None:
         self.spec = spec
+        self._beside = beside
         self._nft = nft
         self._sets = sets
         self._conntrack = conntrack
@@ -46,7 +57,7 @@ class KernelEnforcement:
         self.repairs = 0
 
     @classmethod
-    def start(cls, spec: RulesetSpec) -> KernelEnforcement:
+    def start(cls, spec: RulesetSpec, beside: Beside | None = None) -> KernelEnforcement:
         """Load the ruleset, keeping the memberships the kernel already holds.
 
         An enforcer restart must not open or close anything: the table is replaced atomically
@@ -61,30 +72,48 @@ class KernelEnforcement:
         roles = {role.name for role in spec.roles}
         kept = {name: members for name, members in current.items() if name in roles}
         nft.load_ruleset(render_ruleset(dataclasses.replace(spec, members=kept)))
-        kernel = cls(spec, nft, sets, ConntrackFlusher(), detect(), FlowIndex())
+        kernel = cls(spec, nft, sets, ConntrackFlusher(), detect(), FlowIndex(), beside)
         settle_heap()  # the index was just seeded
         return kernel
 
     def apply(self, changes: Sequence[MembershipChange]) -> int:
         """One transaction for all set changes, then one flush for the endpoints whose role
-        changed; returns the number of flows deleted."""
-        moves: list[RoleChange] = []
-        flushed: list[str] = []  # MembershipChange.addresses of each, inlined for bursts
-        for change in changes:
-            moves += role_changes(change)
-            old, new = change.old, change.new
-            if old is None or old.role != new.role:
-                if old is not None:
-                    flushed += old.ipv4
-                    flushed += old.ipv6
-                flushed += new.ipv4
-                flushed += new.ipv6
-        self._sets.apply(moves)
+        changed; returns the number of flows deleted. A burst (BESIDE_FROM changes or more,
+        given a `beside`) commits the transaction on another thread while the flush runs:
+        see ConntrackFlusher.flush_alongside."""
+        update: Callable[[], None]
+        burst = _same_mac_moves(changes)
+        if burst is not None:
+            by_pair, flushed = burst
+            update = functools.partial(self._sets.move_macs, by_pair)
+        else:
+            moves: list[RoleChange] = []
+            flushed = []  # MembershipChange.addresses of each, inlined for bursts
+            for change in changes:
+                moves += role_changes(change)
+                old, new = change.old, change.new
+                if old is None or old.role != new.role:
+                    if old is not None:
+                        flushed += old.ipv4
+                        flushed += old.ipv6
+                    flushed += new.ipv4
+                    flushed += new.ipv6
+            update = functools.partial(self._sets.apply, moves)
+        addresses = tuple(dict.fromkeys(flushed))
+        beside = self._beside
+        if beside is not None and addresses and len(changes) >= BESIDE_FROM:
+            deleted = self._counted(self._conntrack.flush_alongside(addresses, update, beside))
+        else:
+            update()
+            deleted = self.flush(addresses) if addresses else 0
         self.changes_applied += len(changes)
-        return self.flush(tuple(dict.fromkeys(flushed))) if flushed else 0
+        return deleted
 
     def flush(self, addresses: Sequence[str]) -> int:
-        deleted = self._conntrack.flush(addresses)  # drains the flow index first
+        return self._counted(self._conntrack.flush(addresses))  # drains the flow index first
+
+    def _counted(self, deleted: int) -> int:
+        """Count a flush's deletions; rebuild the flow index if the flush found it stale."""
         self.flows_deleted += deleted
         index = self._flow_index
         if index is not None and not index.healthy:
@@ -113,6 +142,9 @@ class KernelEnforcement:
             if not index.healthy:
                 index.reseed()
                 settle_heap()
+            else:
+                # Amortised: a sweep walks about as many identities as bursts left stale.
+                index.compact(at_least=max(COMPACT_FROM, len(index) // 4))
         except EnforcementError as exc:
             self.flow_index_error = str(exc)
             raise
@@ -178,6 +210,41 @@ class KernelEnforcement:
 
 def _elements(members: RoleMembers) -> list[str]:
     return [*members.macs, *members.ipv4, *members.ipv6]
+
+
+def _same_mac_moves(
+    changes: Sequence[MembershipChange],
+) -> tuple[dict[tuple[str | None, str | None], list[str]], list[str]] | None:
+    """For a burst of L2 endpoints that keep their MAC (the usual one): the MACs grouped by
+    (old role's set, new role's set), None standing for quarantine's empty sets, and the
+    addresses to flush (MembershipChange.addresses of each, not yet deduplicated). None if
+    any change is another kind: then role_changes takes them one by one."""
+    by_pair: dict[tuple[str | None, str | None], list[str]] = {}
+    flushed: list[str] = []
+    for change in changes:
+        old, new = change.old, change.new
+        if old is None:
+            return None
+        mac = new.mac
+        if mac is None or old.mac != mac:
+            return None
+        old_role, new_role = old.role, new.role
+        if old_role == new_role:
+            continue  # renumbered at most: no set holds its addresses, its flows stay
+        pair = (
+            None if old_role == QUARANTINE else old_role,
+            None if new_role == QUARANTINE else new_role,
+        )
+        group = by_pair.get(pair)
+        if group is None:
+            group = by_pair[pair] = []
+        group.append(mac)
+        flushed += old.ipv4
+        flushed += old.ipv6
+        if new.ipv4 != old.ipv4 or new.ipv6 != old.ipv6:
+            flushed += new.ipv4
+            flushed += new.ipv6
+    return by_pair, flushed
 
 
 def role_changes(change: MembershipChange) -> list[RoleChange]:

@@ -39,6 +39,7 @@ from netaccess.enforce.intents import (
 from netaccess.enforce.kernel_state import KernelEnforcement
 from netaccess.enforce.ruleset import RulesetSpec
 from netaccess.io import sdnotify
+from netaccess.io.beside import worker_thread
 from netaccess.io.capture import CaptureError, open_capture_socket
 from netaccess.io.control_server import peer_credentials
 from netaccess.io.fdpass import LineChannel
@@ -260,12 +261,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.daemon.user,
         )
         return 1
+    beside, stop_worker = worker_thread()
     try:
-        kernel = KernelEnforcement.start(ruleset_spec(config))
-    except EnforcementError as exc:
-        log.error("cannot start: %s", exc)
-        return 1
-    trio.run(serve, config, Enforcer(config, kernel), daemon_uid)
+        try:
+            kernel = KernelEnforcement.start(ruleset_spec(config), beside)
+        except EnforcementError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
+        trio.run(serve, config, Enforcer(config, kernel), daemon_uid)
+    finally:
+        stop_worker()
     return 0
 
 

@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netaccess.enforce.intents import Membership, MembershipChange
-from netaccess.enforce.kernel_state import role_changes
-from netaccess.enforce.sets import RoleChange
+from netaccess.enforce.kernel_state import _same_mac_moves, role_changes
+from netaccess.enforce.ruleset import MAC as MAC_PATTERN
+from netaccess.enforce.sets import RoleChange, normal_macs
 
 MAC = "02:00:5e:00:00:0a"
 L2 = Membership("full", MAC, ("198.18.0.10",), ("2001:db8::10",))
@@ -96,3 +97,50 @@ def test_the_moves_take_the_sets_from_the_old_placement_to_the_new(
             else:
                 sets[element] = move.new_role
     assert sets == placement(new)
+
+
+# -- the burst fast paths: same answers as the general ones -----------------------------------
+
+L2_MEMBERSHIPS = st.builds(Membership, ROLES, st.sampled_from([MAC, "02:00:5e:00:00:0b"]), V4, V6)
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), MEMBERSHIPS), MEMBERSHIPS), max_size=6))
+def test_the_burst_grouping_agrees_with_role_changes_one_by_one(
+    pairs: list[tuple[Membership | None, Membership]],
+) -> None:
+    changes = [MembershipChange(old, new) for old, new in pairs]
+    burst = _same_mac_moves(changes)
+    same_mac = all(
+        c.old is not None and c.new.mac is not None and c.old.mac == c.new.mac for c in changes
+    )
+    assert (burst is not None) == same_mac
+    if burst is None:
+        return
+    by_pair, flushed = burst
+    grouped = sorted((mac, old, new) for (old, new), macs in by_pair.items() for mac in macs)
+    one_by_one = sorted(
+        (move.mac, move.old_role, move.new_role) for c in changes for move in role_changes(c)
+    )
+    assert grouped == one_by_one
+    assert set(flushed) == {address for c in changes for address in c.addresses()}
+
+
+@given(st.lists(st.tuples(L2_MEMBERSHIPS, ROLES), min_size=1, max_size=6))
+def test_a_burst_of_l2_endpoints_always_takes_the_fast_path(
+    pairs: list[tuple[Membership, str]],
+) -> None:
+    changes = [MembershipChange(old, Membership(role, old.mac, old.ipv4)) for old, role in pairs]
+    assert _same_mac_moves(changes) is not None
+
+
+HEX = "0123456789abcdefABCDEF"
+MAC_LIKE = st.one_of(
+    st.lists(st.text(HEX, min_size=2, max_size=2), min_size=6, max_size=6).map(":".join),
+    st.text(HEX + ": -\n\t\u00b2", max_size=19),
+    st.text(max_size=18),
+)
+
+
+@given(st.lists(MAC_LIKE, max_size=5))
+def test_normal_macs_agrees_with_the_mac_pattern(macs: list[str]) -> None:
+    assert normal_macs(macs) == all(MAC_PATTERN.match(mac) for mac in macs)

@@ -36,6 +36,7 @@ from netaccess.enforce import (
 from netaccess.enforce import conntrack as ct
 from netaccess.enforce.intents import Membership, MembershipChange
 from netaccess.enforce.kernel_state import KernelEnforcement, role_changes, settle_heap
+from netaccess.io.beside import worker_thread
 from netaccess.policy.roles import QUARANTINE, REMEDIATION, Destination, Role, builtin_role
 
 SIZES = (1_000, 10_000, 100_000)
@@ -131,7 +132,8 @@ def inside() -> dict[str, object]:
     index = FlowIndex()
     flusher = ConntrackFlusher(index=index)
     sets = RoleSets(nft)
-    kernel = KernelEnforcement(spec(0), nft, sets, flusher, detect(), index)
+    beside, stop_worker = worker_thread()  # as the enforcer runs it
+    kernel = KernelEnforcement(spec(0), nft, sets, flusher, detect(), index, beside)
     result: dict[str, object] = {
         "conntrack_events": flusher.events_enabled,
         "flows_per_endpoint": FLOWS_PER_ENDPOINT,
@@ -239,6 +241,7 @@ def inside() -> dict[str, object]:
     nft.close()
     flusher.close()
     index.close()
+    stop_worker()
     return result
 
 
