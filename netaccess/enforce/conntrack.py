@@ -188,17 +188,27 @@ class ConntrackFlusher:
         if index is None or not index.healthy or not targets:
             update()
             return self._flush_targets(targets)
-        # Taken before the update starts: Python work beside the commit's would slow both.
-        taken = index.take(_packed_targets(targets))
-        wait = beside(update)
-        try:
-            deleted = self._delete_taken(taken, index)
-        finally:
-            wait()  # the update's error, if any, wins: the role change did not happen
+        with index.recording() as indexed_meanwhile:
+            # Taken before the update starts: Python work beside the commit's slows both.
+            taken = {family: index.take(packed) for family, packed in targets.by_family.items()}
+            wait = beside(update)
+            try:
+                deleted = sum(self._delete_taken(f, ids, index) for f, ids in taken.items())
+            finally:
+                wait()  # the update's error, if any, wins: the role change did not happen
+            # The transaction is in force now: nothing opens under the old role any more.
+            with contextlib.suppress(EnforcementError):  # then stale: walk the table
+                index.drain()
         self.last_flush_by_index, self.last_flush_in_kernel = True, False
-        # What the endpoints opened while the update committed (or everything, if the index
-        # went stale): the transaction is in force now, so nothing opens under the old role.
-        return deleted + self._flush_targets(targets)
+        if not index.healthy:
+            return deleted + self._flush_targets(targets)
+        # What the endpoints opened while the update committed: usually nothing.
+        if indexed_meanwhile:
+            late = dict.fromkeys(indexed_meanwhile)
+            for family, packed in targets.by_family.items():
+                found = index.take(a for a in late if a in packed)
+                deleted += self._delete_taken(family, found, index)
+        return deleted
 
     def _flush_targets(self, targets: _Targets) -> int:
         if not targets:
@@ -257,10 +267,13 @@ class ConntrackFlusher:
     # --- the strategies
 
     def _flush_by_index(self, targets: _Targets, index: FlowIndex) -> int:
-        return self._delete_taken(index.take(_packed_targets(targets)), index)
+        return sum(
+            self._delete_taken(family, index.take(packed), index)
+            for family, packed in targets.by_family.items()
+        )
 
-    def _delete_taken(self, taken: list[tuple[int, bytes]], index: FlowIndex) -> int:
-        """Delete the entries just taken out of `index`."""
+    def _delete_taken(self, family: int, taken: list[bytes], index: FlowIndex) -> int:
+        """Delete the entries of `family` just taken out of `index`."""
         if not taken:
             return 0
         try:
@@ -268,7 +281,7 @@ class ConntrackFlusher:
             # then builds no destroy event per entry, which halves its cost of a delete and
             # spares the index parsing each one.
             with index.deaf_to_destroys():
-                return self._delete_exactly(taken)
+                return self._delete_exactly(family, taken)
         except BaseException:
             index.invalidate()  # some taken entries may still exist: reseed before trusting it
             raise
@@ -299,32 +312,35 @@ class ConntrackFlusher:
         return deleted
 
     def _flush_by_dump(self, targets: _Targets) -> int:
-        deletes: list[tuple[int, bytes]] = []
+        deleted = 0
         for family in targets.families():
             wanted = targets.by_family[family]
+            deletes: list[bytes] = []
             for body in self._dump(family):
                 identity = _identity_if_wanted(body, wanted)
                 if identity is not None:
-                    deletes.append((family, identity))
-        return self._delete_exactly(deletes)
+                    deletes.append(identity)
+            deleted += self._delete_exactly(family, deletes)
+        return deleted
 
-    def _delete_exactly(self, deletes: list[tuple[int, bytes]]) -> int:
-        """Delete each (family, identity); return how many existed. Only the last request of
+    def _delete_exactly(self, family: int, identities: list[bytes]) -> int:
+        """Delete the entries of `family` with each of `identities`; return how many existed.
+        Only the last request of
         each datagram asks for an acknowledgement: the kernel answers the others only when
         they fail, which spares an answer to build and parse per deleted entry (half the
         cost of a bulk flush). Requests are handled in order, so the last answer ends it.
         The others share one sequence number (a failure need not say which request it was)
         and so one header, joined between the identities rather than packed per request."""
         deleted = 0
-        for chunk_start in range(0, len(deletes), REQUESTS_PER_SEND):
-            chunk = deletes[chunk_start : chunk_start + REQUESTS_PER_SEND]
+        for chunk_start in range(0, len(identities), REQUESTS_PER_SEND):
+            chunk = identities[chunk_start : chunk_start + REQUESTS_PER_SEND]
             others_seq = self._next_seq()
             last_seq = self._next_seq()
-            *others, (last_family, last_identity) = chunk
+            last = chunk[-1]
             self._send(
-                _deletes(others, others_seq)
-                + _delete_head(last_family, len(last_identity), NLM_F_REQUEST | NLM_F_ACK, last_seq)
-                + last_identity
+                _deletes(family, chunk[:-1], others_seq)
+                + _delete_head(family, len(last), NLM_F_REQUEST | NLM_F_ACK, last_seq)
+                + last
             )
             deleted += len(chunk)
             finished = False
@@ -476,6 +492,7 @@ class FlowIndex:
         self._by_address: dict[bytes, bytes | set[bytes]] = {}
         # address -> how many stale identities take() left in its set (see compact()).
         self._stale_at: dict[bytes, int] = {}
+        self._recording: list[bytes] | None = None  # see recording()
         self.overflows = 0
         self.seeds = 0
         self.reseed()
@@ -579,29 +596,32 @@ class FlowIndex:
         self.seeds += 1
         self._healthy = complete
 
-    def take(self, addresses: Iterable[bytes]) -> list[tuple[int, bytes]]:
-        """Remove every entry indexed under one of `addresses` (packed) from the index and
-        return each once, as (family, identity): for a flush about to delete them.
+    def take(self, addresses: Iterable[bytes]) -> list[bytes]:
+        """Remove every entry indexed under one of `addresses` (packed, all of one family)
+        from the index and return the identity of each, once: for a flush about to delete
+        them.
 
         Hot: a burst takes 10k addresses. An entry indexed under a second address (its reply
         destination, when NAT rewrote it) stays listed there, stale, rather than be discarded
         from what is often one huge set (every masqueraded flow shares the appliance's
         address); lookups skip stale identities, and compact() sweeps them when idle."""
         by_address, flows = self._by_address, self._flows
-        taken: list[tuple[int, bytes]] = []
+        pop, flows_pop = by_address.pop, flows.pop
+        taken: list[bytes] = []
         append = taken.append
         left_behind = self._stale_at
         for packed in addresses:
-            held = by_address.pop(packed, None)
+            held = pop(packed, None)
             if held is None:
                 continue
-            family = AF_INET if len(packed) == 4 else AF_INET6
             for identity in (held,) if isinstance(held, bytes) else held:
-                indexed_under = flows.get(identity)
-                if indexed_under is None or packed not in indexed_under:
-                    continue  # taken under another address already, or stale here
-                del flows[identity]
-                append((family, identity))
+                indexed_under = flows_pop(identity, None)
+                if indexed_under is None:
+                    continue  # taken under another address already
+                if packed not in indexed_under:
+                    flows[identity] = indexed_under  # stale here: it lives on elsewhere
+                    continue
+                append(identity)
                 if len(indexed_under) > 1:
                     for other in indexed_under:
                         if other != packed:
@@ -659,6 +679,20 @@ class FlowIndex:
                     del by_address[address]
 
     @contextlib.contextmanager
+    def recording(self) -> Iterator[list[bytes]]:
+        """Collect, in the list it yields, the addresses of every entry indexed during the
+        body (repeats included): what a flush must look at again once a concurrent update
+        has committed, without taking every one of its addresses a second time."""
+        if self._recording is not None:
+            raise EnforcementError("flow index: recording() does not nest")
+        added: list[bytes] = []
+        self._recording = added
+        try:
+            yield added
+        finally:
+            self._recording = None
+
+    @contextlib.contextmanager
     def deaf_to_destroys(self) -> Iterator[None]:
         """Leave the destroy events' group for the body: for deletes whose entries the caller
         forgets itself. An entry that ends by itself meanwhile (a timeout) is not forgotten;
@@ -712,6 +746,8 @@ class FlowIndex:
             return
         addresses = tuple(a for a in dict.fromkeys((source, reply_destination)) if a is not None)
         self._flows[identity] = addresses
+        if self._recording is not None:
+            self._recording += addresses
         for address in addresses:
             held = self._by_address.get(address)
             if held is None:
@@ -854,10 +890,6 @@ class _Targets:
         return sum(len(packed) for packed in self.by_family.values())
 
 
-def _packed_targets(targets: _Targets) -> Iterator[bytes]:
-    return (packed for family in targets.by_family.values() for packed in family)
-
-
 def _messages(data: bytes) -> list[tuple[int, int, bytes]]:
     """(type, sequence number, body) of each netlink message in one datagram."""
     messages = []
@@ -879,19 +911,17 @@ def _delete_head(family: int, identity_size: int, flags: int, seq: int) -> bytes
     )
 
 
-def _deletes(requests: list[tuple[int, bytes]], seq: int) -> bytes:
-    """Delete requests for each (family, identity), unacknowledged, all numbered `seq`."""
-    if not requests:
+def _deletes(family: int, identities: list[bytes], seq: int) -> bytes:
+    """Delete requests for each of `identities`, unacknowledged, all numbered `seq`."""
+    if not identities:
         return b""
-    first_family, first_identity = requests[0]
-    size = len(first_identity)
-    identities = [identity for _, identity in requests]
-    if all(f == first_family for f, _ in requests) and all(len(i) == size for i in identities):
-        head = _delete_head(first_family, size, NLM_F_REQUEST, seq)  # the usual case
+    size = len(identities[0])
+    if all(len(identity) == size for identity in identities):
+        head = _delete_head(family, size, NLM_F_REQUEST, seq)  # the usual case
         return head + head.join(identities)
     return b"".join(
         _delete_head(family, len(identity), NLM_F_REQUEST, seq) + identity
-        for family, identity in requests
+        for identity in identities
     )
 
 

@@ -99,7 +99,7 @@ class KernelEnforcement:
                     flushed += new.ipv4
                     flushed += new.ipv6
             update = functools.partial(self._sets.apply, moves)
-        addresses = tuple(dict.fromkeys(flushed))
+        addresses = flushed  # repeats included: the flush packs them into sets
         beside = self._beside
         if beside is not None and addresses and len(changes) >= BESIDE_FROM:
             deleted = self._counted(self._conntrack.flush_alongside(addresses, update, beside))

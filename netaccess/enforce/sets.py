@@ -131,7 +131,9 @@ class RoleSets:
             if new is not None:
                 set_names(new)
                 additions.setdefault((new, SetKind.MAC), []).extend(group)
-        self._update(removals, additions, f"moving {len(macs)} MACs between role sets")
+        self._update(
+            removals, additions, f"moving {len(macs)} MACs between role sets", distinct=True
+        )
 
     def members(self) -> dict[str, RoleMembers]:
         """The kernel's truth: the elements of every role's sets, by role name."""
@@ -210,11 +212,20 @@ class RoleSets:
         removals: Mapping[tuple[str, SetKind], list[str]],
         additions: Mapping[tuple[str, SetKind], list[str]],
         what: str,
+        *,
+        distinct: bool = False,
     ) -> None:
+        """distinct: no value repeats within a group (the caller checked), so none is
+        dropped here."""
         # Removals first: an element moving between roles is never in two roles' sets, not
         # even inside the transaction.
         updates = [
-            ElementUpdate(op, set_names(role).of(kind), kind, tuple(dict.fromkeys(values)))
+            ElementUpdate(
+                op,
+                set_names(role).of(kind),
+                kind,
+                tuple(values) if distinct else tuple(dict.fromkeys(values)),
+            )
             for op, group in ((ElementOp.REMOVE, removals), (ElementOp.ADD, additions))
             for (role, kind), values in sorted(group.items(), key=_key)
         ]
