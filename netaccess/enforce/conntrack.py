@@ -171,36 +171,41 @@ class ConntrackFlusher:
         `addresses`, on another thread through `beside`, while this one deletes their flows
         as flush() would; return how many were deleted.
 
-        The nf_tables commit and the conntrack deletes are kernel work of two subsystems,
-        which two cores do at once: a burst takes the time of the longer instead of the sum.
+        `update` is a prepared commit (RoleSets.prepare_apply): the kernel's work only, which
+        a second core does while this one finds the flows in the index and has the kernel
+        delete them.
         A flow that an endpoint opens under its old role meanwhile is deleted too: once the
         update has committed, a second pass takes what the index learnt since (usually
         nothing), or walks the table if the index is stale. If `update` fails its error is
         raised, and the flows it would have cut are gone anyway: the endpoints reconnect
         under the role they kept.
         """
-        targets = _Targets.of(addresses)
+        targets = _Targets.of(addresses)  # a malformed address fails before anything is sent
         index = self.index
-        if index is not None and targets:
-            # Flows opened just before the role change may still be unread events.
-            with contextlib.suppress(EnforcementError):  # then stale: the sequential way
-                index.drain()
-        if index is None or not index.healthy or not targets:
+        if index is None or not targets:
             update()
             return self._flush_targets(targets)
+        deleted = 0
+        taken_all = False
         with index.recording() as indexed_meanwhile:
-            # Taken before the update starts: Python work beside the commit's slows both.
-            taken = {family: index.take(packed) for family, packed in targets.by_family.items()}
+            # The commit first: its encoding is done, and the kernel works on it while this
+            # thread finds the flows (Python) and deletes them (the kernel again).
             wait = beside(update)
             try:
-                deleted = sum(self._delete_taken(f, ids, index) for f, ids in taken.items())
+                # Flows opened just before the role change may still be unread events.
+                with contextlib.suppress(EnforcementError):  # then stale: walk, below
+                    index.drain()
+                if index.healthy:
+                    for family, packed in targets.by_family.items():
+                        deleted += self._delete_taken(family, index.take(packed), index)
+                    taken_all = True
             finally:
                 wait()  # the update's error, if any, wins: the role change did not happen
             # The transaction is in force now: nothing opens under the old role any more.
-            with contextlib.suppress(EnforcementError):  # then stale: walk the table
+            with contextlib.suppress(EnforcementError):  # then stale: walk, below
                 index.drain()
         self.last_flush_by_index, self.last_flush_in_kernel = True, False
-        if not index.healthy:
+        if not (taken_all and index.healthy):
             return deleted + self._flush_targets(targets)
         # What the endpoints opened while the update committed: usually nothing.
         if indexed_meanwhile:

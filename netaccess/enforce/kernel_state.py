@@ -7,7 +7,6 @@ transaction and one conntrack flush, and reports per-role state for `enforcement
 from __future__ import annotations
 
 import dataclasses
-import functools
 import gc
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -85,7 +84,7 @@ class KernelEnforcement:
         burst = _same_mac_moves(changes)
         if burst is not None:
             by_pair, flushed = burst
-            update = functools.partial(self._sets.move_macs, by_pair)
+            update = self._sets.prepare_move_macs(by_pair)
         else:
             moves: list[RoleChange] = []
             flushed = []  # MembershipChange.addresses of each, inlined for bursts
@@ -98,7 +97,7 @@ class KernelEnforcement:
                         flushed += old.ipv6
                     flushed += new.ipv4
                     flushed += new.ipv6
-            update = functools.partial(self._sets.apply, moves)
+            update = self._sets.prepare_apply(moves)
         addresses = flushed  # repeats included: the flush packs them into sets
         beside = self._beside
         if beside is not None and addresses and len(changes) >= BESIDE_FROM:

@@ -12,7 +12,7 @@ import json
 import os
 import struct
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -132,11 +132,18 @@ class Nftables:
         costs about 0.1 ms whatever the size of the sets. Raises EnforcementError naming the set the
         kernel refused (a missing set, say); then none of the updates took effect.
         """
+        self.prepare_elements(updates)()
+
+    def prepare_elements(self, updates: Sequence[ElementUpdate]) -> Callable[[], None]:
+        """update_elements in two steps: encode `updates` now, and return the function that
+        sends them as ONE transaction. The encoding is Python work; the commit is the
+        kernel's, and may run on another thread (one at a time, and no other call of this
+        object meanwhile)."""
         if not updates:
-            return
+            return _nothing
         if self._netlink is None:
             self._netlink = _SetElementBatches(self._netns)
-        self._netlink.apply(updates)
+        return self._netlink.prepare(updates)
 
     def run_json(self, commands: str) -> Any:
         """Run a listing command and return its JSON output, parsed."""
@@ -240,10 +247,17 @@ class _SetElementBatches:
         self._seq = 0
         self._destroy: bool | None = None  # DESTROYSETELEM known to work / not to exist
 
-    def apply(self, updates: Sequence[ElementUpdate]) -> None:
+    def prepare(self, updates: Sequence[ElementUpdate]) -> Callable[[], None]:
+        destroy = self._destroy is not False
+        return functools.partial(self._apply, updates, destroy, self._messages(updates, destroy))
+
+    def _apply(
+        self, updates: Sequence[ElementUpdate], destroy: bool, messages: list[_Message]
+    ) -> None:
         while True:
-            destroy = self._destroy is not False
-            messages = self._messages(updates, destroy)
+            if destroy != (self._destroy is not False):  # learnt meanwhile: encode again
+                destroy = self._destroy is not False
+                messages = self._messages(updates, destroy)
             if not messages:
                 return
             failures = self._send_batch(messages)
@@ -442,6 +456,10 @@ def _encoded(kind: SetKind, elements: Sequence[str]) -> _Encoded:
         raise ValueError(
             f"set elements {list(elements)[:3]}...: expected {kind.value} values"
         ) from None
+
+
+def _nothing() -> None:
+    pass
 
 
 @functools.lru_cache(maxsize=1024)

@@ -4,7 +4,7 @@ each in the number of enrolled endpoints; and reconciliation of the sets with th
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -64,6 +64,7 @@ class RoleSets:
 
     def apply(self, changes: Sequence[RoleChange]) -> None:
         """Apply `changes` in one transaction: all of them take effect at once, or none.
+        prepare_apply(changes)() in one step.
 
         Several changes of one element in a batch fold into its last role. Removing an
         element that is already gone (deleted by hand, say) never fails the batch: nft 1.0.6
@@ -71,6 +72,12 @@ class RoleSets:
         directly, and on older kernels an add of the same element precedes the delete in
         the same transaction, which makes the pair always succeed. No listing is needed.
         """
+        self.prepare_apply(changes)()
+
+    def prepare_apply(self, changes: Sequence[RoleChange]) -> Callable[[], None]:
+        """Work out and encode the transaction of apply(changes) now (Python), and return
+        the function that commits it (the kernel's work, on whichever thread calls it).
+        Malformed elements raise here, before anything is sent."""
         roles = ({c.old_role for c in changes} | {c.new_role for c in changes}) - {None}
         for role in roles:
             set_names(role)
@@ -102,7 +109,7 @@ class RoleSets:
                 join_by_role[new_role].append(value)
             removals.update(((r, kind), v) for r, v in leave_by_role.items() if v and r)
             additions.update(((r, kind), v) for r, v in join_by_role.items() if v and r)
-        self._update(removals, additions, f"applying {len(changes)} role changes")
+        return self._prepared(removals, additions, f"applying {len(changes)} role changes")
 
     def move_macs(self, moves: Mapping[tuple[str | None, str | None], Sequence[str]]) -> None:
         """Move each MAC from the first role of its (old, new) pair to the second (None: in
@@ -110,16 +117,21 @@ class RoleSets:
         path of apply(): when every MAC is already in normal form and appears once, no
         element needs folding, and the changes group as they come. Otherwise apply() does
         the normalising, the folding and the errors."""
+        self.prepare_move_macs(moves)()
+
+    def prepare_move_macs(
+        self, moves: Mapping[tuple[str | None, str | None], Sequence[str]]
+    ) -> Callable[[], None]:
+        """move_macs in two steps, as prepare_apply is apply."""
         macs = [mac for group in moves.values() for mac in group]
         if len(set(macs)) != len(macs) or not normal_macs(macs):
-            self.apply(
+            return self.prepare_apply(
                 [
                     RoleChange(mac, (), (), old, new)
                     for (old, new), group in moves.items()
                     for mac in group
                 ]
             )
-            return
         removals: dict[tuple[str, SetKind], list[str]] = {}
         additions: dict[tuple[str, SetKind], list[str]] = {}
         for (old, new), group in moves.items():
@@ -131,7 +143,7 @@ class RoleSets:
             if new is not None:
                 set_names(new)
                 additions.setdefault((new, SetKind.MAC), []).extend(group)
-        self._update(
+        return self._prepared(
             removals, additions, f"moving {len(macs)} MACs between role sets", distinct=True
         )
 
@@ -204,19 +216,19 @@ class RoleSets:
                     additions[(role, kind)] = sorted(wanted - present)
                 if present - wanted:
                     removals[(role, kind)] = sorted(present - wanted)
-        self._update(removals, additions, "reconciling the role sets")
+        self._prepared(removals, additions, "reconciling the role sets")()
         return Repairs(restored=_by_role(additions), removed=_by_role(removals))
 
-    def _update(
+    def _prepared(
         self,
         removals: Mapping[tuple[str, SetKind], list[str]],
         additions: Mapping[tuple[str, SetKind], list[str]],
         what: str,
         *,
         distinct: bool = False,
-    ) -> None:
-        """distinct: no value repeats within a group (the caller checked), so none is
-        dropped here."""
+    ) -> Callable[[], None]:
+        """The commit of these removals and additions, encoded. distinct: no value repeats
+        within a group (the caller checked), so none need be dropped here."""
         # Removals first: an element moving between roles is never in two roles' sets, not
         # even inside the transaction.
         updates = [
@@ -229,10 +241,15 @@ class RoleSets:
             for op, group in ((ElementOp.REMOVE, removals), (ElementOp.ADD, additions))
             for (role, kind), values in sorted(group.items(), key=_key)
         ]
-        try:
-            self._nft.update_elements(updates)
-        except EnforcementError as exc:
-            raise EnforcementError(f"{what}: {exc}") from exc
+        commit = self._nft.prepare_elements(updates)
+
+        def committed() -> None:
+            try:
+                commit()
+            except EnforcementError as exc:
+                raise EnforcementError(f"{what}: {exc}") from exc
+
+        return committed
 
 
 def normal_macs(macs: Sequence[str]) -> bool:

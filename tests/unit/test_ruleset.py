@@ -7,6 +7,7 @@ import ipaddress
 import re
 import secrets
 import subprocess
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -429,8 +430,8 @@ class RecordingNftables:
     def __init__(self) -> None:
         self.batches: list[list[ElementUpdate]] = []
 
-    def update_elements(self, updates: list[ElementUpdate]) -> None:
-        self.batches.append(list(updates))
+    def prepare_elements(self, updates: list[ElementUpdate]) -> Callable[[], None]:
+        return lambda: self.batches.append(list(updates))
 
 
 def applied(changes: list[RoleChange]) -> list[tuple[str, str, tuple[str, ...]]]:
