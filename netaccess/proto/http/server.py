@@ -1,0 +1,256 @@
+"""One server-side HTTP/1.1 connection around h11: whole requests out, response bytes in.
+
+h11 does the parsing and the connection state (RFC 9112); this adds what it leaves to us:
+caps on header bytes and count (431), on body size (413), the rejection of a request that
+carries both Content-Length and Transfer-Encoding (RFC 9112 §6.1: a smuggling vector, 400 and
+close), and error answers that always close. No socket and no clock: the io layer feeds
+bytes, applies the timeouts and writes what this returns.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import h11
+
+from netaccess.proto.errors import LocalProtocolError, RemoteProtocolError
+
+_REASONS = {
+    200: b"OK",
+    204: b"No Content",
+    206: b"Partial Content",
+    301: b"Moved Permanently",
+    302: b"Found",
+    303: b"See Other",
+    304: b"Not Modified",
+    307: b"Temporary Redirect",
+    400: b"Bad Request",
+    403: b"Forbidden",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    414: b"URI Too Long",
+    416: b"Range Not Satisfiable",
+    429: b"Too Many Requests",
+    431: b"Request Header Fields Too Large",
+    500: b"Internal Server Error",
+    501: b"Not Implemented",
+    503: b"Service Unavailable",
+    505: b"HTTP Version Not Supported",
+}
+
+
+class HttpError(RemoteProtocolError):
+    """The client sent a request we will not serve; answer `status` and close."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Wait(enum.Enum):
+    """What next_request() returns when it has no request yet."""
+
+    NEED_DATA = "need data"  # feed receive_data()
+    CLOSED = "closed"  # the client closed (or this side must): close the connection
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """max_header_bytes: request line and header fields together. max_headers: header fields.
+    max_body_bytes: a request body (the portal takes small forms only)."""
+
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A whole request. Header names are lower-case; `target` is as sent (origin form,
+    usually), `path` and `query` are split from it."""
+
+    method: str
+    target: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes = b""
+    http_version: str = "1.1"
+
+    @property
+    def path(self) -> str:
+        return self.target.split("?", 1)[0]
+
+    @property
+    def query(self) -> str:
+        return self.target.split("?", 1)[1] if "?" in self.target else ""
+
+    @property
+    def host(self) -> str:
+        """The Host header without a port, lower-case; "" when absent (HTTP/1.0)."""
+        host = self.header("host") or ""
+        if host.startswith("["):  # an IPv6 literal: [2001:db8::1]:80
+            return host.split("]", 1)[0].lower() + "]"
+        return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower-case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A whole response. Content-Length is added from the body; headers are as given."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    close: bool = field(default=False)  # ask the client to close after this response
+
+
+class HttpServerConnection:
+    """The server half of one connection. Call next_request() until it returns a Request or
+    Wait.CLOSED (HttpError: send error_response() and close); answer each Request with
+    respond() (or start()/body()/end() to stream), then start_next() before the next one.
+    Pipelined requests wait in the buffer and come out in order."""
+
+    def __init__(self, limits: HttpLimits | None = None) -> None:
+        self.limits = limits or HttpLimits()
+        # h11 caps a request head only while it is incomplete; complete ones are measured
+        # in next_request().
+        self._h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
+        )
+        self._request: h11.Request | None = None
+        self._body = bytearray()
+        self._head_request = False
+        self.requests = 0
+
+    @property
+    def can_reuse(self) -> bool:
+        """Whether another request may follow on this connection (keep-alive)."""
+        return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
+
+    def receive_data(self, data: bytes) -> None:
+        """Bytes from the client; b"" when it closed its side."""
+        try:
+            self._h11.receive_data(data)
+        except h11.RemoteProtocolError as exc:  # data after EOF, and the like
+            raise HttpError(400, f"unusable input: {exc}") from None
+
+    def next_request(self) -> Request | Wait:
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                raise HttpError(exc.error_status_hint, f"malformed request: {exc}") from None
+            if event is h11.NEED_DATA:
+                return Wait.NEED_DATA
+            if event is h11.PAUSED:
+                raise LocalProtocolError("next_request() before the previous request's answer")
+            if isinstance(event, h11.Request):
+                self._check_head(event)
+                self._request, self._body = event, bytearray()
+            elif isinstance(event, h11.Data):
+                if len(self._body) + len(event.data) > self.limits.max_body_bytes:
+                    raise HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
+                self._body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                return self._finished()
+            elif isinstance(event, h11.ConnectionClosed):
+                return Wait.CLOSED
+            else:  # pragma: no cover - h11 has no other server-side events
+                raise LocalProtocolError(f"unexpected h11 event {event!r}")
+
+    def respond(self, response: Response) -> bytes:
+        """The bytes of a whole response to the current request."""
+        return self.start(response) + self.body(response.body) + self.end()
+
+    def start(self, response: Response, *, content_length: int | None = None) -> bytes:
+        """The status line and headers; the body follows with body() and end().
+        content_length: for a streamed body (default: len(response.body))."""
+        length = len(response.body) if content_length is None else content_length
+        headers = [(k.encode("ascii"), v.encode("latin-1")) for k, v in response.headers]
+        headers.append((b"content-length", str(length).encode("ascii")))
+        if response.close:
+            headers.append((b"connection", b"close"))
+        reason = _REASONS.get(response.status, b"")
+        return self._send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+
+    def body(self, data: bytes) -> bytes:
+        if not data or self._head_request:
+            return b""
+        return self._send(h11.Data(data=data))
+
+    def end(self) -> bytes:
+        return self._send(h11.EndOfMessage())
+
+    def start_next(self) -> bool:
+        """After a whole response: True if the connection is ready for the next request,
+        False if it must be closed."""
+        if not self.can_reuse:
+            return False
+        self._h11.start_next_cycle()
+        return True
+
+    def error_response(self, error: HttpError) -> bytes:
+        """An answer to a request we refuse, always closing; b"" if it is too late to answer
+        (a response had started): then just close."""
+        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return b""
+        body = f"{error.status} {_REASONS.get(error.status, b'').decode()}\n".encode()
+        response = Response(
+            error.status,
+            (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store")),
+            body,
+            close=True,
+        )
+        try:
+            return self.respond(response)
+        except LocalProtocolError:
+            return b""
+
+    def _check_head(self, event: h11.Request) -> None:
+        self.requests += 1
+        self._head_request = event.method == b"HEAD"
+        if event.http_version not in (b"1.0", b"1.1"):
+            raise HttpError(505, f"HTTP/{event.http_version.decode('ascii', 'replace')}")
+        size = len(event.method) + len(event.target) + 12
+        size += sum(len(name) + len(value) + 4 for name, value in event.headers)
+        if size > self.limits.max_header_bytes:
+            raise HttpError(431, f"request head over {self.limits.max_header_bytes} bytes")
+        if len(event.headers) > self.limits.max_headers:
+            raise HttpError(431, f"more than {self.limits.max_headers} header fields")
+        names = [name for name, _ in event.headers]
+        if b"transfer-encoding" in names and b"content-length" in names:
+            raise HttpError(400, "both Content-Length and Transfer-Encoding")
+        for name, value in event.headers:
+            if name == b"content-length" and int(value) > self.limits.max_body_bytes:
+                raise HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
+
+    def _finished(self) -> Request:
+        event = self._request
+        if event is None:  # pragma: no cover - h11 orders Request before EndOfMessage
+            raise LocalProtocolError("end of a request that never started")
+        self._request = None
+        return Request(
+            method=event.method.decode("ascii", "replace"),
+            target=event.target.decode("latin-1"),
+            headers=tuple(
+                (name.decode("ascii", "replace"), value.decode("latin-1"))
+                for name, value in event.headers
+            ),
+            body=bytes(self._body),
+            http_version=event.http_version.decode("ascii", "replace"),
+        )
+
+    def _send(self, event: h11.Event) -> bytes:
+        try:
+            data = self._h11.send(event)
+        except h11.LocalProtocolError as exc:
+            raise LocalProtocolError(f"HTTP response out of order: {exc}") from None
+        return data or b""
