@@ -18,6 +18,7 @@ from netaccess.config.model import (
     EnforcementConfig,
     InterfacesConfig,
     LogLevel,
+    PortalConfig,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "EnforcementConfig",
     "InterfacesConfig",
     "LogLevel",
+    "PortalConfig",
     "default_config",
     "load_config_file",
     "load_config_text",

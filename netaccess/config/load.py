@@ -38,6 +38,7 @@ from netaccess.config.model import (
     DetectionConfig,
     EnforcementConfig,
     InterfacesConfig,
+    PortalConfig,
 )
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
@@ -77,6 +78,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
         source=source,
         enforcement=_enforcement(root.subtable("enforcement")),
         roles=_roles(root),
+        portal=_portal(root.subtable("portal")),
     )
     root.finish()
     issues.raise_if_any()
@@ -197,6 +199,42 @@ def _enforcement(table: TableReader) -> EnforcementConfig:
         pt_tls_port=port("pt_tls_port", default.pt_tls_port),
         intent_queue=table.integer(
             "intent_queue", default.intent_queue, min=1000, max=100_000_000, unit="intents"
+        ),
+    )
+
+
+# A DNS name: labels of letters, digits and inner hyphens, dot-separated (RFC 1123).
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
+
+
+def _portal(table: TableReader) -> PortalConfig:
+    default = PortalConfig()
+    return PortalConfig(
+        hostname=table.string(
+            "hostname",
+            default.hostname,
+            pattern=_HOSTNAME,
+            expected="a DNS name in lower case (letters, digits, hyphens, dots)",
+        ),
+        max_connections=table.integer(
+            "max_connections", default.max_connections, min=1, max=1_000_000, unit="connections"
+        ),
+        request_timeout=table.number(
+            "request_timeout", default.request_timeout, min=1, max=600, unit="seconds"
+        ),
+        idle_timeout=table.number(
+            "idle_timeout", default.idle_timeout, min=1, max=3600, unit="seconds"
+        ),
+        max_header_bytes=table.integer(
+            "max_header_bytes", default.max_header_bytes, min=1024, max=1024 * 1024, unit="bytes"
+        ),
+        max_headers=table.integer(
+            "max_headers", default.max_headers, min=8, max=1000, unit="header fields"
+        ),
+        max_body_bytes=table.integer(
+            "max_body_bytes", default.max_body_bytes, min=1024, max=16 * 1024 * 1024, unit="bytes"
         ),
     )
 

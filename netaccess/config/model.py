@@ -79,6 +79,29 @@ class EnforcementConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PortalConfig:
+    """The captive portal's web server (plain HTTP on enforcement.portal_http_port).
+
+    hostname: the portal's DNS name, which endpoints must resolve to the appliance; captive
+        requests are redirected to https://<hostname>/login.
+    max_connections: open connections at most; past it new ones wait in the listen backlog.
+    request_timeout: seconds a whole request may take to arrive, from its first byte (a new
+        connection also gets this long for that first byte).
+    idle_timeout: seconds a kept-alive connection may wait for its next request.
+    max_header_bytes / max_headers: the request line and header fields (431 past them).
+    max_body_bytes: a request body (413 past it).
+    """
+
+    hostname: str = "portal.netaccess.test"
+    max_connections: int = 20_000
+    request_timeout: float = 10.0
+    idle_timeout: float = 60.0
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_body_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class ApplianceConfig:
     """A whole validated config; `source` names where it came from, for logs and the CLI.
 
@@ -92,6 +115,7 @@ class ApplianceConfig:
     source: str
     enforcement: EnforcementConfig = EnforcementConfig()
     roles: tuple[Role, ...] = ()
+    portal: PortalConfig = PortalConfig()
 
     def role(self, name: str) -> Role | None:
         for role in self.roles:

@@ -19,14 +19,17 @@ import trio
 import netaccess
 from netaccess.config import ApplianceConfig
 from netaccess.enforce.intents import OpenCapture, OpenListener
-from netaccess.io import portal_placeholder, sdnotify
+from netaccess.io import sdnotify
 from netaccess.io.capture import Capture, interface_mac
 from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
+from netaccess.io.http_server import HttpServer, HttpTimeouts, open_listeners
 from netaccess.io.inventory import Inventory
+from netaccess.io.portal import Portal
 from netaccess.io.privileges import PrivilegeError, become
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure
+from netaccess.proto.http import HttpLimits
 from netaccess.store import Store, StoreError
 
 log = logging.getLogger("netaccess.daemon")
@@ -84,11 +87,17 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as root:
             services_scope = trio.CancelScope()
+            portal_http = _portal_server(config, appliance)
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
                     log.info("shutting down", extra={"signal": signal.Signals(signum).name})
                     sdnotify.notify("STOPPING=1")
+                    # Requests in flight get the grace period to finish; idle ones close now.
+                    grace = config.daemon.shutdown_grace
+                    portal_http.drain(grace)
+                    with trio.move_on_after(grace):
+                        await portal_http.finished.wait()
                     services_scope.cancel()
                     return
 
@@ -102,7 +111,8 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     services.start_soon(_reconcile_periodically, config, enforcer)
                     for capture in appliance.captures:
                         await services.start(capture.run)
-                    await services.start(portal_placeholder.serve, listeners.pop(0))
+                    http_listeners = await open_listeners([listeners.pop(0)])
+                    await services.start(portal_http.serve, http_listeners)
                     for held in listeners:
                         services.start_soon(_refuse_connections, held)
                     control = ControlServer(
@@ -150,6 +160,21 @@ async def _privileged_sockets(config: ApplianceConfig, appliance: Appliance) -> 
         except EnforcerRefused as exc:
             raise StartupError(f"enforcement: {exc}") from None
     return listeners
+
+
+def _portal_server(config: ApplianceConfig, appliance: Appliance) -> HttpServer:
+    settings = config.portal
+    return HttpServer(
+        Portal(config, appliance.inventory).handle_http,
+        name="portal-http",
+        limits=HttpLimits(
+            max_header_bytes=settings.max_header_bytes,
+            max_headers=settings.max_headers,
+            max_body_bytes=settings.max_body_bytes,
+        ),
+        timeouts=HttpTimeouts(request=settings.request_timeout, idle=settings.idle_timeout),
+        max_connections=settings.max_connections,
+    )
 
 
 async def _reconcile_periodically(config: ApplianceConfig, enforcer: EnforcerLink) -> None:

@@ -78,6 +78,7 @@ class HttpServer:
         self._draining = trio.Event()
         self._idle: set[trio.CancelScope] = set()
         self._connections: trio.Nursery | None = None
+        self.finished = trio.Event()  # serve() returned: drained, or cancelled
         self.accepted = 0
         self.requests = 0
         self.refused_requests = 0
@@ -93,16 +94,19 @@ class HttpServer:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Accept until drained (then return once every connection is gone) or cancelled."""
-        async with trio.open_nursery() as connections:
-            self._connections = connections
-            async with trio.open_nursery() as acceptors:
+        try:
+            async with trio.open_nursery() as connections:
+                self._connections = connections
+                async with trio.open_nursery() as acceptors:
+                    for listener in listeners:
+                        acceptors.start_soon(self._accept_loop, listener, connections)
+                    task_status.started()
+                    await self._draining.wait()
+                    acceptors.cancel_scope.cancel()
                 for listener in listeners:
-                    acceptors.start_soon(self._accept_loop, listener, connections)
-                task_status.started()
-                await self._draining.wait()
-                acceptors.cancel_scope.cancel()
-            for listener in listeners:
-                await listener.aclose()
+                    await listener.aclose()
+        finally:
+            self.finished.set()
 
     def drain(self, grace: float) -> None:
         """Stop accepting; close idle connections now and the others after their current

@@ -72,6 +72,11 @@ class Inventory:
     def get(self, mac: str) -> Endpoint | None:
         return self._endpoints.get(mac)
 
+    def by_ip(self, ip: str) -> Endpoint | None:
+        """The endpoint that holds `ip` (as the store spells it), if any."""
+        mac = self._ip_owner.get(ip)
+        return None if mac is None else self._endpoints.get(mac)
+
     @property
     def pending_writes(self) -> int:
         return len(self._pending)

@@ -20,6 +20,7 @@ from netaccess.config import (
     EnforcementConfig,
     InterfacesConfig,
     LogLevel,
+    PortalConfig,
     default_config,
     load_config_file,
     load_config_text,
@@ -84,6 +85,7 @@ def test_embedded_default_spells_out_every_key_of_every_section() -> None:
         "interfaces": InterfacesConfig,
         "detection": DetectionConfig,
         "enforcement": EnforcementConfig,
+        "portal": PortalConfig,
     }
     assert {name: set(document[name]) for name in sections} == {
         name: {field.name for field in dataclasses.fields(cls)} for name, cls in sections.items()
@@ -190,14 +192,14 @@ def test_unknown_key_is_reported_with_its_line_and_the_known_keys() -> None:
 def test_unknown_table_is_reported_at_its_header() -> None:
     assert the_problem("[daemon]\n\n[detecton]\nenabled = true\n") == (
         "appliance.toml:3: detecton: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, roles)"
+        "interfaces, portal, roles)"
     )
 
 
 def test_unknown_array_of_tables_is_reported_at_its_first_header() -> None:
     assert the_problem('\n[[widgets]]\nname = "a"\n') == (
         "appliance.toml:2: widgets: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, roles)"
+        "interfaces, portal, roles)"
     )
 
 
@@ -453,3 +455,15 @@ def test_any_value_for_a_known_key_gives_a_config_or_a_config_error(
         load_config_text(text, SOURCE)
     except ConfigError as error:
         assert all(issue.line is not None for issue in error.issues)
+
+
+def test_portal_hostname_must_be_a_dns_name() -> None:
+    with pytest.raises(ConfigError, match=r"portal\.hostname"):
+        load_config_text('[portal]\nhostname = "Portal_1.example"\n', SOURCE)
+
+
+def test_portal_limits_take_their_bounds() -> None:
+    with pytest.raises(ConfigError, match=r"portal\.max_header_bytes"):
+        load_config_text("[portal]\nmax_header_bytes = 10\n", SOURCE)
+    config = load_config_text('[portal]\nhostname = "nac.corp.example"\nidle_timeout = 5\n', SOURCE)
+    assert (config.portal.hostname, config.portal.idle_timeout) == ("nac.corp.example", 5.0)
