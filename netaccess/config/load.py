@@ -22,6 +22,7 @@ except ModuleNotFoundError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef,import-not-found]
 
 import contextlib
+import dataclasses
 
 from netaccess.config.errors import (
     ConfigError,
@@ -45,6 +46,7 @@ from netaccess.policy.roles import (
     ROLE_NAME_MAX,
     Destination,
     Protocol,
+    Realm,
     Role,
     builtin_role,
 )
@@ -60,6 +62,7 @@ _SYNTAX_POSITION = re.compile(r"\s*\((?:at line (\d+), column \d+|at end of docu
 _GROUP_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,31}")
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # Role names become nftables set and chain names (role_<name>_mac and so on).
+_REALM_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 _ROLE_NAME = re.compile(rf"[a-z][a-z0-9_]{{0,{ROLE_NAME_MAX - 1}}}")
 _ABSENT: Final = object()
 
@@ -80,6 +83,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
         roles=_roles(root),
         portal=_portal(root.subtable("portal")),
     )
+    config = dataclasses.replace(config, realms=_realms(root, config.roles))
     root.finish()
     issues.raise_if_any()
     return config
@@ -211,6 +215,13 @@ _HOSTNAME = re.compile(
 
 def _portal(table: TableReader) -> PortalConfig:
     default = PortalConfig()
+    portal = _portal_fields(table, default)
+    if (portal.tls_certificate is None) != (portal.tls_key is None):
+        table.issue("tls_key", "tls_certificate and tls_key go together: give both or neither")
+    return portal
+
+
+def _portal_fields(table: TableReader, default: PortalConfig) -> PortalConfig:
     return PortalConfig(
         hostname=table.string(
             "hostname",
@@ -236,7 +247,35 @@ def _portal(table: TableReader) -> PortalConfig:
         max_body_bytes=table.integer(
             "max_body_bytes", default.max_body_bytes, min=1024, max=16 * 1024 * 1024, unit="bytes"
         ),
+        tls_certificate=table.optional_path("tls_certificate"),
+        tls_key=table.optional_path("tls_key"),
     )
+
+
+def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:
+    """Portal login realms, in file order; each maps to a declared role."""
+    known = {role.name for role in roles}
+    realms: dict[str, Realm] = {}
+    for table in root.array_of_tables("realms"):
+        if not table.has("name"):
+            table.issue((), "missing required key name")
+        if not table.has("role"):
+            table.issue((), "missing required key role (the role its users get)")
+        name = table.string(
+            "name", "", pattern=_REALM_NAME, expected="a realm name (a-z, 0-9, _ and -, at most 32)"
+        )
+        role = table.string("role", "")
+        title = table.string("title", name)
+        if table.has("role") and role not in known:
+            table.issue(
+                "role", f"unknown role {toml_string(role)} (declared: {', '.join(sorted(known))})"
+            )
+        if name in realms:
+            table.issue("name", f"realm {toml_string(name)} is declared twice")
+            continue
+        if name:
+            realms[name] = Realm(name, role, title)
+    return tuple(realms.values())
 
 
 def _roles(root: TableReader) -> tuple[Role, ...]:
@@ -479,6 +518,15 @@ class TableReader:
             return value
         noun = f"an integer number of {unit}" if unit else "an integer"
         return self._wrong(key, _describe(noun, min, max, False), value, default)
+
+    def optional_path(self, key: str) -> pathlib.Path | None:
+        """An absolute path, or "" (the default) for none."""
+        value = self._get(key)
+        if value is _ABSENT or value == "":
+            return None
+        if isinstance(value, str) and value.startswith("/") and "\0" not in value:
+            return pathlib.Path(value)
+        return self._wrong(key, 'an absolute path, or "" for none', value, None)
 
     def path(self, key: str, default: pathlib.Path) -> pathlib.Path:
         value = self._get(key)

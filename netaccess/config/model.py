@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from netaccess.policy.roles import Role
+from netaccess.policy.roles import Realm, Role
 
 
 class LogLevel(enum.Enum):
@@ -90,6 +90,8 @@ class PortalConfig:
     idle_timeout: seconds a kept-alive connection may wait for its next request.
     max_header_bytes / max_headers: the request line and header fields (431 past them).
     max_body_bytes: a request body (413 past it).
+    tls_certificate / tls_key: PEM files for HTTPS (both or neither); None: a self-signed
+        certificate for `hostname` is made at first start and kept in the state directory.
     """
 
     hostname: str = "portal.netaccess.test"
@@ -99,6 +101,8 @@ class PortalConfig:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     max_body_bytes: int = 64 * 1024
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,13 @@ class ApplianceConfig:
     enforcement: EnforcementConfig = EnforcementConfig()
     roles: tuple[Role, ...] = ()
     portal: PortalConfig = PortalConfig()
+    realms: tuple[Realm, ...] = ()
+
+    def realm(self, name: str) -> Realm | None:
+        for realm in self.realms:
+            if realm.name == name:
+                return realm
+        return None
 
     def role(self, name: str) -> Role | None:
         for role in self.roles:

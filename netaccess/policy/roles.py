@@ -29,6 +29,16 @@ class Destination:
 
 
 @dataclass(frozen=True, slots=True)
+class Realm:
+    """Where portal users log in: its local users, once authenticated, get `role` (later
+    Host Checker decides between this and remediation)."""
+
+    name: str
+    role: str
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Role:
     name: str
     vlan: int

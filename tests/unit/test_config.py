@@ -25,6 +25,7 @@ from netaccess.config import (
     load_config_file,
     load_config_text,
 )
+from netaccess.policy.roles import Realm
 
 SOURCE = "appliance.toml"
 
@@ -64,6 +65,7 @@ def test_embedded_default_loads_as_the_documented_defaults() -> None:
         source="<embedded default>",
         enforcement=EnforcementConfig(),
         roles=default_config().roles,
+        realms=(Realm("staff", "full", "Staff"),),
     )
     assert default_config() == expected
     assert default_config().daemon.user == "netaccess"
@@ -192,14 +194,14 @@ def test_unknown_key_is_reported_with_its_line_and_the_known_keys() -> None:
 def test_unknown_table_is_reported_at_its_header() -> None:
     assert the_problem("[daemon]\n\n[detecton]\nenabled = true\n") == (
         "appliance.toml:3: detecton: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, portal, roles)"
+        "interfaces, portal, realms, roles)"
     )
 
 
 def test_unknown_array_of_tables_is_reported_at_its_first_header() -> None:
     assert the_problem('\n[[widgets]]\nname = "a"\n') == (
         "appliance.toml:2: widgets: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, portal, roles)"
+        "interfaces, portal, realms, roles)"
     )
 
 
@@ -467,3 +469,14 @@ def test_portal_limits_take_their_bounds() -> None:
         load_config_text("[portal]\nmax_header_bytes = 10\n", SOURCE)
     config = load_config_text('[portal]\nhostname = "nac.corp.example"\nidle_timeout = 5\n', SOURCE)
     assert (config.portal.hostname, config.portal.idle_timeout) == ("nac.corp.example", 5.0)
+
+
+def test_a_realm_must_map_to_a_declared_role() -> None:
+    with pytest.raises(ConfigError, match=r"realms\[0\]\.role: unknown role \"gold\""):
+        load_config_text('[[realms]]\nname = "guests"\nrole = "gold"\n', SOURCE)
+
+
+def test_a_realm_declared_twice_is_an_error() -> None:
+    text = '[[realms]]\nname = "a"\nrole = "full"\n[[realms]]\nname = "a"\nrole = "full"\n'
+    with pytest.raises(ConfigError, match="declared twice"):
+        load_config_text(text, SOURCE)
