@@ -13,6 +13,7 @@ import click
 from appliance.client import DEFAULT_SOCKET, ControlClient, DaemonRefused, DaemonUnreachable
 from netaccess.config import ConfigError, load_config_file
 from netaccess.control import ErrorCode
+from netaccess.policy.credentials import CredentialError, check_new_password, hash_password
 from netaccess.proto.mac import InvalidMac, parse_mac
 
 EXIT_FAILURE = 1
@@ -171,6 +172,75 @@ def endpoints_set_role(ctx: click.Context, mac: str, role: str, reason: str, as_
         emit_json(ep)
     else:
         click.echo(f"{ep['mac']}: role {ep['role']}")
+
+
+@main.group()
+def users() -> None:
+    """Portal users: local accounts per realm (passwords are hashed here, with scrypt)."""
+
+
+def read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        check_new_password(password)
+    except CredentialError as exc:
+        fail(str(exc), EXIT_USAGE)
+    return password
+
+
+PASSWORD_STDIN = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
+)
+
+
+@users.command("add")
+@click.argument("realm")
+@click.argument("user")
+@PASSWORD_STDIN
+@click.pass_context
+def users_add(ctx: click.Context, realm: str, user: str, password_stdin: bool) -> None:
+    """Create USER in REALM; asks for the password (twice) unless --password-stdin."""
+    stored = hash_password(read_new_password(password_stdin))
+    call(ctx, "users.add", realm=realm, user=user, password_hash=stored)
+    click.echo(f"{realm}/{user}: created")
+
+
+@users.command("passwd")
+@click.argument("realm")
+@click.argument("user")
+@PASSWORD_STDIN
+@click.pass_context
+def users_passwd(ctx: click.Context, realm: str, user: str, password_stdin: bool) -> None:
+    """Set a new password for USER in REALM."""
+    stored = hash_password(read_new_password(password_stdin))
+    call(ctx, "users.passwd", realm=realm, user=user, password_hash=stored)
+    click.echo(f"{realm}/{user}: password changed")
+
+
+@users.command("del")
+@click.argument("realm")
+@click.argument("user")
+@click.pass_context
+def users_del(ctx: click.Context, realm: str, user: str) -> None:
+    """Delete USER from REALM."""
+    call(ctx, "users.del", realm=realm, user=user)
+    click.echo(f"{realm}/{user}: deleted")
+
+
+@users.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def users_list(ctx: click.Context, as_json: bool) -> None:
+    """List portal users by realm."""
+    found = call(ctx, "users.list")
+    if as_json:
+        emit_json(found)
+        return
+    rows = [[u["realm"], u["user"], u["created"], u["updated"]] for u in found]
+    click.echo(render_table(["REALM", "USER", "CREATED", "UPDATED"], rows))
 
 
 @main.group()

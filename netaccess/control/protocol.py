@@ -23,6 +23,10 @@ OPS = frozenset(
         "endpoints.set-role",
         "roles.list",
         "enforcement.show",
+        "users.add",
+        "users.passwd",
+        "users.del",
+        "users.list",
     }
 )
 

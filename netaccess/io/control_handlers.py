@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -14,10 +15,12 @@ from netaccess.enforce.intents import Status
 from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
 from netaccess.io.inventory import Inventory
+from netaccess.policy.credentials import CredentialError, verify_password
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
 
 DATABASE_NAME = "netaccess.db"
+USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 REASON_MAX = 500
 
 
@@ -49,6 +52,18 @@ class Appliance:
                 result = [role_view(role) for role in self.config.roles]
             case "enforcement.show":
                 result = await self.enforcement()
+            case "users.add" | "users.passwd":
+                result = self.save_user(request.op == "users.add", args)
+            case "users.del":
+                realm, user = self._realm_user(args)
+                if not self.store.delete_user(realm, user):
+                    raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
+                result = {"realm": realm, "user": user, "deleted": True}
+            case "users.list":
+                result = [
+                    {"realm": r, "user": u, "created": iso_time(c), "updated": iso_time(m)}
+                    for r, u, c, m in self.store.users()
+                ]
             case _:
                 raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
         return Response.success(request.id, result)
@@ -114,6 +129,39 @@ class Appliance:
                 "overflowed": self.enforcer.overflowed,
             },
         }
+
+    def save_user(self, create: bool, args: dict[str, Any]) -> dict[str, Any]:
+        """Add a user, or change one's password. The CLI hashed the password (scrypt): it
+        never crosses the control socket; the hash is checked to be one we can verify."""
+        realm, user = self._realm_user(args)
+        stored = args.get("password_hash")
+        try:
+            if not isinstance(stored, str):
+                raise CredentialError("args.password_hash is required")
+            verify_password("", stored)
+        except CredentialError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        now = time.time()
+        if create and not self.store.add_user(realm, user, stored, now):
+            raise ControlError(ErrorCode.BAD_REQUEST, f"realm {realm!r} already has user {user!r}")
+        if not create and not self.store.set_password(realm, user, stored, now):
+            raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
+        return {"realm": realm, "user": user, "created" if create else "changed": True}
+
+    def _realm_user(self, args: dict[str, Any]) -> tuple[str, str]:
+        realm, user = args.get("realm"), args.get("user")
+        known = [r.name for r in self.config.realms]
+        if not isinstance(realm, str) or realm not in known:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST,
+                f"unknown realm {realm!r} (configured: {', '.join(known) or 'none'})",
+            )
+        if not isinstance(user, str) or not USER_NAME.fullmatch(user):
+            raise ControlError(
+                ErrorCode.BAD_REQUEST,
+                f"user name {user!r}: 1 to 64 of letters, digits and . _ @ -",
+            )
+        return realm, user
 
     @staticmethod
     def _mac(raw: object) -> str:

@@ -189,6 +189,52 @@ class Store:
             rows = self._connection.execute(query, params).fetchall()
         return [self._event(row) for row in rows]
 
+    # -- portal users
+
+    def add_user(self, realm: str, name: str, password_hash: str, at: float) -> bool:
+        """Create the account; False if the realm already has a user of that name."""
+        with self._transaction(f"adding portal user {realm}/{name}", "BEGIN IMMEDIATE") as db:
+            cursor = db.execute(
+                "INSERT INTO portal_users (realm, name, password_hash, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
+                (realm, name, password_hash, at, at),
+            )
+            return cursor.rowcount == 1
+
+    def set_password(self, realm: str, name: str, password_hash: str, at: float) -> bool:
+        """Replace the user's password hash; False if there is no such user."""
+        with self._transaction(f"changing the password of {realm}/{name}", "BEGIN IMMEDIATE") as db:
+            cursor = db.execute(
+                "UPDATE portal_users SET password_hash = ?, updated_at = ?"
+                " WHERE realm = ? AND name = ?",
+                (password_hash, at, realm, name),
+            )
+            return cursor.rowcount == 1
+
+    def delete_user(self, realm: str, name: str) -> bool:
+        """Remove the account; False if there is no such user."""
+        with self._transaction(f"deleting portal user {realm}/{name}", "BEGIN IMMEDIATE") as db:
+            cursor = db.execute(
+                "DELETE FROM portal_users WHERE realm = ? AND name = ?", (realm, name)
+            )
+            return cursor.rowcount == 1
+
+    def password_hash(self, realm: str, name: str) -> str | None:
+        with _database_errors(f"reading portal user {realm}/{name} from {self._where}"):
+            row = self._connection.execute(
+                "SELECT password_hash FROM portal_users WHERE realm = ? AND name = ?",
+                (realm, name),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def users(self) -> list[tuple[str, str, float, float]]:
+        """(realm, name, created_at, updated_at) of every portal user, by realm and name."""
+        with _database_errors(f"listing portal users in {self._where}"):
+            rows = self._connection.execute(
+                "SELECT realm, name, created_at, updated_at FROM portal_users ORDER BY realm, name"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+
     @contextmanager
     def _transaction(self, operation: str, begin: str) -> Iterator[sqlite3.Connection]:
         """Run the block in one transaction; any failure rolls the whole of it back.

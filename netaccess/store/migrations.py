@@ -75,6 +75,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         END;
         """,
     ),
+    Migration(
+        3,
+        "portal users: local accounts per realm, with scrypt password hashes",
+        """
+        CREATE TABLE portal_users (
+            realm         TEXT NOT NULL,
+            name          TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at    REAL NOT NULL,
+            updated_at    REAL NOT NULL,
+            PRIMARY KEY (realm, name)
+        );
+        """,
+    ),
 )
 
 

@@ -3,6 +3,8 @@ and nothing while it is quarantined (the ruleset's default for an endpoint in no
 
 from __future__ import annotations
 
+from collections import Counter
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,8 +119,8 @@ def test_the_burst_grouping_agrees_with_role_changes_one_by_one(
     if burst is None:
         return
     by_pair, flushed = burst
-    grouped = sorted((mac, old, new) for (old, new), macs in by_pair.items() for mac in macs)
-    one_by_one = sorted(
+    grouped = Counter((mac, old, new) for (old, new), macs in by_pair.items() for mac in macs)
+    one_by_one = Counter(
         (move.mac, move.old_role, move.new_role) for c in changes for move in role_changes(c)
     )
     assert grouped == one_by_one
