@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Sequence
@@ -24,11 +25,12 @@ from netaccess.io.capture import Capture, interface_mac
 from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
-from netaccess.io.http_server import HttpServer, HttpTimeouts, open_listeners
+from netaccess.io.http_server import Handler, HttpServer, HttpTimeouts, open_listeners
 from netaccess.io.inventory import Inventory
 from netaccess.io.portal import Portal
 from netaccess.io.privileges import PrivilegeError, become
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure
+from netaccess.io.tls import TlsSetupError, self_signed, server_context
 from netaccess.proto.http import HttpLimits
 from netaccess.store import Store, StoreError
 
@@ -87,7 +89,10 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as root:
             services_scope = trio.CancelScope()
-            portal_http = _portal_server(config, appliance)
+            portal = Portal(config, appliance.inventory, appliance.store)
+            portal_http = _portal_server(config, portal.handle_http, "portal-http")
+            portal_https = _portal_server(config, portal.handle_https, "portal-https")
+            tls = _portal_tls(config)
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
@@ -96,8 +101,10 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     # Requests in flight get the grace period to finish; idle ones close now.
                     grace = config.daemon.shutdown_grace
                     portal_http.drain(grace)
+                    portal_https.drain(grace)
                     with trio.move_on_after(grace):
                         await portal_http.finished.wait()
+                        await portal_https.finished.wait()
                     services_scope.cancel()
                     return
 
@@ -113,6 +120,11 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                         await services.start(capture.run)
                     http_listeners = await open_listeners([listeners.pop(0)])
                     await services.start(portal_http.serve, http_listeners)
+                    https_listeners = [
+                        trio.SSLListener(listener, tls, https_compatible=True)
+                        for listener in await open_listeners([listeners.pop(0)])
+                    ]
+                    await services.start(portal_https.serve, https_listeners)
                     for held in listeners:
                         services.start_soon(_refuse_connections, held)
                     control = ControlServer(
@@ -162,11 +174,11 @@ async def _privileged_sockets(config: ApplianceConfig, appliance: Appliance) -> 
     return listeners
 
 
-def _portal_server(config: ApplianceConfig, appliance: Appliance) -> HttpServer:
+def _portal_server(config: ApplianceConfig, handler: Handler, name: str) -> HttpServer:
     settings = config.portal
     return HttpServer(
-        Portal(config, appliance.inventory).handle_http,
-        name="portal-http",
+        handler,
+        name=name,
         limits=HttpLimits(
             max_header_bytes=settings.max_header_bytes,
             max_headers=settings.max_headers,
@@ -177,6 +189,17 @@ def _portal_server(config: ApplianceConfig, appliance: Appliance) -> HttpServer:
     )
 
 
+def _portal_tls(config: ApplianceConfig) -> ssl.SSLContext:
+    settings = config.portal
+    try:
+        if settings.tls_certificate is not None and settings.tls_key is not None:
+            return server_context(settings.tls_certificate, settings.tls_key)
+        where = config.daemon.state_dir / "tls"
+        return server_context(*self_signed(where, settings.hostname))
+    except (TlsSetupError, OSError) as exc:
+        raise StartupError(f"portal TLS: {exc}") from None
+
+
 async def _reconcile_periodically(config: ApplianceConfig, enforcer: EnforcerLink) -> None:
     while True:
         await trio.sleep(config.enforcement.reconcile_interval)
@@ -184,7 +207,7 @@ async def _reconcile_periodically(config: ApplianceConfig, enforcer: EnforcerLin
 
 
 async def _refuse_connections(listener: socket.socket) -> None:
-    """HTTPS and PT-TLS have no server yet: accept and close, so clients fail fast."""
+    """PT-TLS has no server yet: accept and close, so clients fail fast."""
     listener.setblocking(False)
     sock = trio.socket.from_stdlib_socket(listener)
     try:

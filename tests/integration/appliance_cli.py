@@ -47,14 +47,22 @@ allow = [{{ cidr = "198.19.0.3/32", proto = "tcp", ports = [80] }}]
 name = "full"
 vlan = 100
 allow = ["0.0.0.0/0", "::/0"]
+
+[[realms]]
+name = "staff"
+role = "full"
+title = "Staff"
 """
     )
     return config
 
 
-def cli(base: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    base: Path, *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*APPLIANCE, "--socket", str(base / "run" / "control.sock"), *args],
+        input=input,
         capture_output=True,
         text=True,
         timeout=60,

@@ -3,8 +3,11 @@ the real netaccessd and enforcer, the lab's DNS and DHCP."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -83,3 +86,145 @@ def test_an_admitted_endpoints_probe_is_never_redirected(lab: Any) -> None:
 def test_a_portal_page_over_plain_http_moves_to_https(lab: Any) -> None:
     status, location, _ = fetch(lab, 1, "http://portal.netaccess.test/status")
     assert (status, location) == (302, "https://portal.netaccess.test/status")
+
+
+# -- HTTPS: the captive API and the realm sign-in -----------------------------------------------
+
+PASSWORD = "correct horse battery"
+UPSTREAM_PAGE = "corp.test web server"
+
+
+def https(lab: Any, endpoint: int, path: str, *extra: str) -> tuple[int, str]:
+    """(status, body) of an HTTPS request from ep<endpoint> to the portal, checking the
+    portal's certificate against the one the appliance made; cookies kept per endpoint."""
+    base = lab.workdir / "appliance"
+    jar = lab.workdir / f"cookies-ep{endpoint}"
+    out = lab.exec(
+        f"ep{endpoint}",
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            str(base / "state" / "tls" / "portal.crt"),
+            "-b",
+            str(jar),
+            "-c",
+            str(jar),
+            "-w",
+            "\n%{http_code}",
+            *extra,
+            f"https://portal.netaccess.test{path}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    body, _, status = out.stdout.rpartition("\n")
+    assert status.isdigit(), f"curl failed: {out.stderr}"
+    return int(status), body
+
+
+def sign_in(lab: Any, endpoint: int, user: str, password: str) -> tuple[int, str]:
+    status, page = https(lab, endpoint, "/login")
+    assert status == 200, page
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match, page
+    form = urlencode({"csrf": match[1], "realm": "staff", "username": user, "password": password})
+    return https(lab, endpoint, "/login", "--data", form)
+
+
+def add_user(lab: Any, user: str, password: str) -> None:
+    cli(
+        lab.workdir / "appliance",
+        "users",
+        "add",
+        "staff",
+        user,
+        "--password-stdin",
+        input=password + "\n",
+    )
+
+
+def captive_state(lab: Any, endpoint: int) -> dict[str, Any]:
+    status, body = https(lab, endpoint, "/api/captive")
+    assert status == 200
+    answer: dict[str, Any] = json.loads(body)
+    return answer
+
+
+def test_the_captive_api_says_captive_then_not_after_sign_in(lab: Any) -> None:
+    assert captive_state(lab, 1) == {"captive": True, "user-portal-url": LOGIN}
+    add_user(lab, "alice", PASSWORD)
+    status, _ = sign_in(lab, 1, "alice", PASSWORD)
+    assert status == 303
+    assert captive_state(lab, 1)["captive"] is False
+    assert captive_state(lab, 2)["captive"] is True
+
+
+def test_a_good_password_admits_the_endpoint_to_upstream(lab: Any) -> None:
+    add_user(lab, "alice", PASSWORD)
+    assert fetch(lab, 1, "http://www.corp.test/")[0] == 302
+    assert sign_in(lab, 1, "alice", PASSWORD)[0] == 303
+    deadline = time.monotonic() + 5
+    while UPSTREAM_PAGE not in (page := curl_body(lab, 1, "http://www.corp.test/")):
+        assert time.monotonic() < deadline, page
+        time.sleep(0.1)
+    status, page = https(lab, 1, "/status")
+    assert status == 200 and "staff/alice" in page and "full" in page
+    shown = cli_json(lab.workdir / "appliance", "endpoints", "show", lab.endpoint_mac(1))
+    assert shown["role"] == "full"
+
+
+def test_a_bad_password_does_not_admit_and_the_tenth_bad_try_is_locked_out(lab: Any) -> None:
+    add_user(lab, "bob", PASSWORD)
+    answers = [sign_in(lab, 2, "bob", "not the password")[0] for _ in range(9)]
+    assert answers == [401] * 9
+    status, page = sign_in(lab, 2, "bob", "not the password")
+    assert status == 429 and "Too many failed sign-ins" in page
+    assert sign_in(lab, 2, "bob", PASSWORD)[0] == 429  # even the right one, while locked
+    assert fetch(lab, 2, "http://www.corp.test/")[0] == 302  # still captive
+
+
+def test_a_sign_in_without_the_forms_token_is_refused(lab: Any) -> None:
+    add_user(lab, "alice", PASSWORD)
+    form = urlencode(
+        {"csrf": "forged", "realm": "staff", "username": "alice", "password": PASSWORD}
+    )
+    status, _ = https(lab, 1, "/login", "--data", form)
+    assert status == 403
+    assert captive_state(lab, 1)["captive"] is True
+
+
+def test_portal_pages_carry_the_security_headers(lab: Any) -> None:
+    out = lab.exec(
+        "ep1",
+        [
+            "curl",
+            "-sS",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--cacert",
+            str(lab.workdir / "appliance" / "state" / "tls" / "portal.crt"),
+            "https://portal.netaccess.test/login",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    headers = out.stdout.lower()
+    assert "content-security-policy: default-src 'none'" in headers
+    assert "frame-ancestors 'none'" in headers
+    assert "x-content-type-options: nosniff" in headers
+    assert "referrer-policy: no-referrer" in headers
+    assert re.search(
+        r"set-cookie: na_form=[^;]+; path=/; max-age=\d+; secure; httponly; samesite=lax", headers
+    )
+
+
+def curl_body(lab: Any, endpoint: int, url: str) -> str:
+    out = lab.exec(
+        f"ep{endpoint}", ["curl", "-sS", "--max-time", "5", url], capture_output=True, text=True
+    )
+    return str(out.stdout)
