@@ -13,6 +13,7 @@ import click
 from appliance.client import DEFAULT_SOCKET, ControlClient, DaemonRefused, DaemonUnreachable
 from netaccess.config import ConfigError, load_config_file
 from netaccess.control import ErrorCode
+from netaccess.policy.agents import PLATFORMS
 from netaccess.policy.credentials import CredentialError, check_new_password, hash_password
 from netaccess.proto.mac import InvalidMac, parse_mac
 
@@ -241,6 +242,53 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
         return
     rows = [[u["realm"], u["user"], u["created"], u["updated"]] for u in found]
     click.echo(render_table(["REALM", "USER", "CREATED", "UPDATED"], rows))
+
+
+@main.group()
+def agent() -> None:
+    """Endpoint agent builds offered on the portal's download page."""
+
+
+@agent.command("publish")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", required=True, type=click.Choice(PLATFORMS), help="Its system.")
+@click.option("--version", "version", required=True, help="Its version, e.g. 1.4.2.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build as JSON.")
+@click.pass_context
+def agent_publish(
+    ctx: click.Context, file: Path, platform: str, version: str, as_json: bool
+) -> None:
+    """Add FILE as the agent build VERSION for PLATFORM (the daemon copies it in, so it
+    must be readable to the daemon's user)."""
+    build = call(ctx, "agent.publish", path=str(file.resolve()), platform=platform, version=version)
+    if as_json:
+        emit_json(build)
+    else:
+        click.echo(f"{build['platform']} {build['version']}: {build['filename']}")
+        click.echo(f"  {build['size']} bytes, sha256 {build['sha256']}")
+
+
+@agent.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def agent_list(ctx: click.Context, as_json: bool) -> None:
+    """List published agent builds, newest first."""
+    found = call(ctx, "agent.list")
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [
+            b["platform"],
+            b["version"],
+            b["filename"],
+            str(b["size"]),
+            b["sha256"][:16],
+            b["published"],
+        ]
+        for b in found
+    ]
+    click.echo(render_table(["PLATFORM", "VERSION", "FILE", "BYTES", "SHA256", "PUBLISHED"], rows))
 
 
 @main.group()

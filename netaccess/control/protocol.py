@@ -27,6 +27,8 @@ OPS = frozenset(
         "users.passwd",
         "users.del",
         "users.list",
+        "agent.publish",
+        "agent.list",
     }
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import netaccess
@@ -12,9 +13,11 @@ from netaccess.config import ApplianceConfig
 from netaccess.control import ControlError, ErrorCode, Request, Response
 from netaccess.control.views import endpoint_view, event_view, iso_time, role_view
 from netaccess.enforce.intents import Status
+from netaccess.io.agents import AgentPublishError, AgentStore
 from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
 from netaccess.io.inventory import Inventory
+from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
@@ -35,6 +38,7 @@ class Appliance:
         self.inventory = inventory
         self.enforcer = enforcer
         self.captures: list[Capture] = []
+        self.agents = AgentStore(config.daemon.state_dir / "agents", store)
         self.started_at = time.time()
 
     async def handle(self, request: Request) -> Response:
@@ -59,6 +63,10 @@ class Appliance:
                 if not self.store.delete_user(realm, user):
                     raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
                 result = {"realm": realm, "user": user, "deleted": True}
+            case "agent.publish":
+                result = await self.publish_agent(args)
+            case "agent.list":
+                result = [agent_view(build) for build in self.agents.builds()]
             case "users.list":
                 result = [
                     {"realm": r, "user": u, "created": iso_time(c), "updated": iso_time(m)}
@@ -130,6 +138,18 @@ class Appliance:
             },
         }
 
+    async def publish_agent(self, args: dict[str, Any]) -> dict[str, Any]:
+        path, platform, version = args.get("path"), args.get("platform"), args.get("version")
+        if not (isinstance(path, str) and path.startswith("/")):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.path: an absolute file path")
+        if not isinstance(platform, str) or not isinstance(version, str):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.platform and args.version are required")
+        try:
+            build = await self.agents.publish(Path(path), platform, version)
+        except AgentPublishError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        return agent_view(build)
+
     def save_user(self, create: bool, args: dict[str, Any]) -> dict[str, Any]:
         """Add a user, or change one's password. The CLI hashed the password (scrypt): it
         never crosses the control socket; the hash is checked to be one we can verify."""
@@ -171,3 +191,15 @@ class Appliance:
             return parse_mac(raw)
         except InvalidMac as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+
+
+def agent_view(build: AgentBuild) -> dict[str, Any]:
+    return {
+        "platform": build.platform,
+        "version": build.version,
+        "filename": build.filename,
+        "size": build.size,
+        "sha256": build.sha256,
+        "published": iso_time(build.published_at),
+        "url": build.url,
+    }

@@ -18,12 +18,13 @@ import errno
 import logging
 import math
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
 
 import trio
 
+from netaccess.proto.errors import LocalProtocolError
 from netaccess.proto.http import (
     HttpError,
     HttpLimits,
@@ -55,7 +56,17 @@ class HttpTimeouts:
     lifetime: float = 3600.0
 
 
-Handler = Callable[[Request, Peer], Awaitable[Response]]
+@dataclass(frozen=True, slots=True)
+class StreamedResponse:
+    """A response whose body of `length` bytes comes from `chunks()` (called only if a body
+    is sent: not for HEAD), a chunk at a time, without holding it whole in memory."""
+
+    head: Response
+    length: int
+    chunks: Callable[[], AsyncIterator[bytes]]
+
+
+Handler = Callable[[Request, Peer], Awaitable[Response | StreamedResponse]]
 
 
 class HttpServer:
@@ -127,6 +138,8 @@ class HttpServer:
                 await self._converse(conn, stream, peer)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away
+        except LocalProtocolError as exc:  # a streamed body ended short: cut the connection
+            log.warning("response cut short", extra={"peer": peer.ip, "why": str(exc)})
         finally:
             await trio.aclose_forcefully(stream)
 
@@ -155,14 +168,46 @@ class HttpServer:
             except Exception:
                 log.exception("portal handler failed", extra={"path": request.path})
                 response = Response(500, (("content-type", "text/plain"),), b"500\n", close=True)
-            if self._draining.is_set():
-                response = _closing(response)
-            with trio.move_on_after(self.timeouts.send) as sending:
-                await stream.send_all(conn.respond(_dated(response)))
-            if sending.cancelled_caught:
-                return  # the client stopped reading
-            if response.close or not conn.start_next():
+            if isinstance(response, StreamedResponse):
+                if not await self._stream(conn, stream, request, response):
+                    return
+                close = response.head.close
+            else:
+                if self._draining.is_set():
+                    response = _closing(response)
+                with trio.move_on_after(self.timeouts.send) as sending:
+                    await stream.send_all(conn.respond(_dated(response)))
+                if sending.cancelled_caught:
+                    return  # the client stopped reading
+                close = response.close
+            if close or not conn.start_next():
                 return
+
+    async def _stream(
+        self,
+        conn: HttpServerConnection,
+        stream: trio.abc.Stream,
+        request: Request,
+        response: StreamedResponse,
+    ) -> bool:
+        """Send a streamed response; False if the client stopped reading (then close)."""
+        head = _dated(_closing(response.head) if self._draining.is_set() else response.head)
+        with trio.move_on_after(self.timeouts.send) as sending:
+            await stream.send_all(conn.start(head, content_length=response.length))
+        if sending.cancelled_caught:
+            return False
+        if request.method != "HEAD":
+            try:
+                async for chunk in response.chunks():
+                    with trio.move_on_after(self.timeouts.send) as sending:
+                        await stream.send_all(conn.body(chunk))
+                    if sending.cancelled_caught:
+                        return False
+            except OSError as exc:  # the file went away under us: cut the response short
+                log.error("streamed body failed", extra={"path": request.path, "error": str(exc)})
+                return False
+        await stream.send_all(conn.end())
+        return True
 
     async def _receive_request(
         self, conn: HttpServerConnection, stream: trio.abc.Stream

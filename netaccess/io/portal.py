@@ -28,8 +28,10 @@ import jinja2
 import trio
 
 from netaccess.config import ApplianceConfig
-from netaccess.io.http_server import Peer
+from netaccess.io.agents import AgentStore
+from netaccess.io.http_server import Peer, StreamedResponse
 from netaccess.io.inventory import Inventory
+from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import (
     CredentialError,
     LoginThrottle,
@@ -44,6 +46,13 @@ from netaccess.proto.http import (
     admitted_answer,
     captive_redirect,
     https_redirect,
+)
+from netaccess.proto.http.downloads import (
+    Unsatisfiable,
+    byte_range,
+    etag_of,
+    none_match,
+    platform_of,
 )
 from netaccess.store import Store
 
@@ -60,6 +69,13 @@ SECURITY_HEADERS = (
     ("x-frame-options", "DENY"),
     ("cache-control", "no-store"),
 )
+PLATFORM_NAMES = {
+    "windows": "Windows",
+    "macos": "macOS",
+    "linux": "Linux",
+    "android": "Android",
+    "ios": "iOS and iPadOS",
+}
 FORM_COOKIE = "na_form"  # the login form's session: it holds the CSRF token
 SESSION_COOKIE = "na_session"  # a signed-in user's session
 FORM_LIFETIME = 3600.0
@@ -82,8 +98,10 @@ class Portal:
         inventory: Inventory,
         store: Store,
         *,
+        agents: AgentStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._agents = agents
         self.hostname = config.portal.hostname
         self.login_url = f"https://{self.hostname}/login"
         self._config = config
@@ -147,6 +165,10 @@ class Portal:
             return self._page(405, "message.html", heading="Not allowed", message="Use the form.")
         if path == "/status" and request.method in ("GET", "HEAD"):
             return self.status_page(request, peer)
+        if path == "/agent" and request.method in ("GET", "HEAD"):
+            return self.agent_page(request)
+        if path.startswith("/agent/download/") and request.method in ("GET", "HEAD"):
+            return self.agent_download(request)
         return self._page(
             404,
             "message.html",
@@ -288,6 +310,67 @@ class Portal:
             user=user,
             checks=checks,
             remediation=[],
+        )
+
+    def agent_page(self, request: Request) -> Response:
+        platform = platform_of(request.header("user-agent"))
+        builds = self._agents.builds() if self._agents is not None else []
+        newest: dict[str, AgentBuild] = {}
+        for build in builds:  # newest first: keep the first of each platform
+            newest.setdefault(build.platform, build)
+        recommended = newest.get(platform) if platform else None
+        others = [b for p, b in sorted(newest.items()) if b is not recommended]
+        return self._page(
+            200,
+            "agent.html",
+            platform=platform,
+            recommended=recommended,
+            others=others,
+            platform_names=PLATFORM_NAMES,
+        )
+
+    def agent_download(self, request: Request) -> Response | StreamedResponse:
+        parts = request.path.split("/")  # "", "agent", "download", platform, version, file
+        build = None
+        if len(parts) == 6 and self._agents is not None:
+            build = self._agents.find(parts[3], parts[4], parts[5])
+        if build is None or self._agents is None:
+            return self._page(
+                404,
+                "message.html",
+                heading="Not found",
+                message="No such agent build.",
+                link="/agent",
+                link_text="Agent downloads",
+            )
+        etag = etag_of(build.sha256)
+        headers = (
+            ("etag", etag),
+            ("accept-ranges", "bytes"),
+            ("cache-control", "private, max-age=300"),
+            ("x-content-type-options", "nosniff"),
+        )
+        if none_match(request.header("if-none-match"), etag):
+            return Response(304, headers)
+        try:
+            wanted = byte_range(request.header("range"), build.size)
+        except Unsatisfiable:
+            return Response(416, (*headers, ("content-range", f"bytes */{build.size}")))
+        agents = self._agents
+        content = (
+            ("content-type", "application/octet-stream"),
+            ("content-disposition", f'attachment; filename="{build.filename}"'),
+        )
+        if wanted is None:
+            return StreamedResponse(
+                Response(200, (*headers, *content)),
+                build.size,
+                lambda: agents.chunks(build, 0, build.size),
+            )
+        return StreamedResponse(
+            Response(206, (*headers, *content, ("content-range", wanted.content_range()))),
+            wanted.length,
+            lambda: agents.chunks(build, wanted.first, wanted.length),
         )
 
     # -- internals

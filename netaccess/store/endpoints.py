@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from netaccess.policy.agents import AgentBuild
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
 from netaccess.store.errors import StoreError
 from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
@@ -234,6 +235,40 @@ class Store:
                 "SELECT realm, name, created_at, updated_at FROM portal_users ORDER BY realm, name"
             ).fetchall()
         return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+
+    # -- agent builds
+
+    def add_agent_build(self, build: AgentBuild) -> bool:
+        """Record a published build; False if its platform already has that version."""
+        with self._transaction(
+            f"recording agent build {build.platform} {build.version}", "BEGIN IMMEDIATE"
+        ) as db:
+            cursor = db.execute(
+                "INSERT INTO agent_builds"
+                " (platform, version, filename, size, sha256, published_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, version) DO NOTHING",
+                (
+                    build.platform,
+                    build.version,
+                    build.filename,
+                    build.size,
+                    build.sha256,
+                    build.published_at,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def agent_builds(self) -> list[AgentBuild]:
+        """Every build, newest first."""
+        with _database_errors(f"listing agent builds in {self._where}"):
+            rows = self._connection.execute(
+                "SELECT platform, version, filename, size, sha256, published_at"
+                " FROM agent_builds ORDER BY published_at DESC, platform"
+            ).fetchall()
+        return [
+            AgentBuild(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), float(r[5]))
+            for r in rows
+        ]
 
     @contextmanager
     def _transaction(self, operation: str, begin: str) -> Iterator[sqlite3.Connection]:

@@ -89,6 +89,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        4,
+        "agent builds offered for download: one file per platform and version",
+        """
+        CREATE TABLE agent_builds (
+            platform     TEXT NOT NULL,
+            version      TEXT NOT NULL,
+            filename     TEXT NOT NULL,
+            size         INTEGER NOT NULL,
+            sha256       TEXT NOT NULL,
+            published_at REAL NOT NULL,
+            PRIMARY KEY (platform, version)
+        );
+        """,
+    ),
 )
 
 

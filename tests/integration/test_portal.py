@@ -3,7 +3,9 @@ the real netaccessd and enforcer, the lab's DNS and DHCP."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import time
 from typing import Any
@@ -228,3 +230,57 @@ def curl_body(lab: Any, endpoint: int, url: str) -> str:
         f"ep{endpoint}", ["curl", "-sS", "--max-time", "5", url], capture_output=True, text=True
     )
     return str(out.stdout)
+
+
+# -- agent downloads ----------------------------------------------------------------------------
+
+
+def publish_agent(lab: Any, size: int) -> tuple[bytes, str]:
+    data = os.urandom(size)
+    path = lab.workdir / "netaccess-agent-1.2.0.tar.gz"
+    path.write_bytes(data)
+    path.chmod(0o644)
+    cli(
+        lab.workdir / "appliance",
+        "agent",
+        "publish",
+        str(path),
+        "--platform",
+        "linux",
+        "--version",
+        "1.2.0",
+    )
+    return data, "/agent/download/linux/1.2.0/netaccess-agent-1.2.0.tar.gz"
+
+
+def test_an_agent_download_matches_its_published_sha256(lab: Any) -> None:
+    data, url = publish_agent(lab, 3 * 1024 * 1024 + 17)
+    listed_builds = cli_json(lab.workdir / "appliance", "agent", "list")
+    assert [(b["platform"], b["size"]) for b in listed_builds] == [("linux", len(data))]
+    saved = lab.workdir / "downloaded"
+    status, _ = https(lab, 1, url, "-o", str(saved))
+    assert status == 200
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == listed_builds[0]["sha256"]
+    assert saved.read_bytes() == data
+
+
+def test_an_agent_download_serves_one_range_and_revalidates_by_etag(lab: Any) -> None:
+    data, url = publish_agent(lab, 100_000)
+    saved = lab.workdir / "part"
+    status, _ = https(lab, 1, url, "-r", "1000-1999", "-o", str(saved))
+    assert status == 206 and saved.read_bytes() == data[1000:2000]
+    etag = '"' + hashlib.sha256(data).hexdigest() + '"'
+    status, _ = https(lab, 1, url, "-H", f"If-None-Match: {etag}", "-o", str(saved))
+    assert status == 304
+    status, _ = https(lab, 1, url, "-r", "200000-", "-o", str(saved))
+    assert status == 416
+
+
+def test_the_download_page_offers_the_build_for_the_browsers_system(lab: Any) -> None:
+    data, url = publish_agent(lab, 1000)
+    linux = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0"
+    status, page = https(lab, 1, "/agent", "-A", linux)
+    assert status == 200
+    assert f'href="{url}"' in page and hashlib.sha256(data).hexdigest() in page
+    status, page = https(lab, 1, "/agent", "-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)")
+    assert "No agent is published for Windows yet" in page

@@ -4,13 +4,15 @@ wrk; and the memory 10,000 idle keep-alive connections cost our server.
 
 Run `.venv/bin/python tools/bench/portal.py` (needs wrk, nginx and the `bench` extra; root is
 not needed). One JSON line on stdout, progress on stderr. Every server runs on the first CPU
-of our affinity set and wrk on the second; servers are loaded in alternating rounds.
+of our affinity set and wrk on the second. The four run side by side (idle but for their
+turn) and are loaded in alternating rounds; the idle-connection test uses a fresh ours alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import importlib.metadata
 import importlib.util
 import json
@@ -61,6 +63,7 @@ IDLE_SAMPLE_EVERY = 100  # after measuring, re-ask on every 100th idle connectio
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_SECONDS = 30 * 60  # the whole run; each step has its own, smaller bound too
 FD_MARGIN = 1024
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class BenchError(Exception):
@@ -317,6 +320,7 @@ def start(contender: Contender, tools: Tools, root: Path) -> Running:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
     running = Running(contender, port, process, log, work)
     deadline = time.monotonic() + START_SECONDS
@@ -335,6 +339,12 @@ def start(contender: Contender, tools: Tools, root: Path) -> Running:
                 f"{START_SECONDS:g} s:\n" + running.log_tail()
             )
         time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: a SIGTERM when the benchmark dies, even by SIGKILL, so no
+    server outlives it (its own workers follow it down)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(running: Running) -> None:
@@ -480,19 +490,50 @@ class Load:
     seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run against one server. CPU figures are fractions of one core over the run:
+    the processes' own time, and each core's busy time (which adds the loopback softirq
+    work the kernel does outside any process) and time stolen by the hypervisor."""
+
+    requests_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    errors: int
+    server_process_cpu: float
+    server_core_busy: float
+    wrk_process_cpu: float
+    wrk_core_busy: float
+    steal: float  # the larger of the two cores'
+
+
 @dataclass(slots=True)
 class Figures:
     contender: Contender
-    requests_per_s: list[float] = field(default_factory=list)
-    latency_p50_ms: list[float] = field(default_factory=list)
-    latency_p99_ms: list[float] = field(default_factory=list)
-    server_cpu: list[float] = field(default_factory=list)  # cores busy, summed over its pids
-    load_cpu: list[float] = field(default_factory=list)  # wrk's, of its one core
-    errors: int = 0
+    runs: list[Run] = field(default_factory=list)
     rss_mib_after_load: float | None = None
 
+    def median(self, pick: Callable[[Run], float]) -> float:
+        return round(statistics.median(pick(run) for run in self.runs), 3)
 
-def run_wrk(running: Running, tools: Tools, load: Load) -> dict[str, float]:
+
+def core_ticks(cpu: int) -> tuple[int, int, int]:
+    """(busy, stolen, total) clock ticks of one CPU since boot, from /proc/stat."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            # user nice system idle iowait irq softirq steal (guest time is inside user)
+            ticks = [int(value) for value in line.split()[1:9]]
+            idle = ticks[3] + ticks[4]
+            return sum(ticks) - idle - ticks[7], ticks[7], sum(ticks)
+    raise BenchError(f"cpu{cpu} not in /proc/stat")
+
+
+def _share(before: tuple[int, int, int], after: tuple[int, int, int]) -> tuple[float, float]:
+    total = max(after[2] - before[2], 1)
+    return (after[0] - before[0]) / total, (after[1] - before[1]) / total
+
+
+def run_wrk(running: Running, tools: Tools, load: Load) -> Run:
     argv = [
         tools.taskset,
         "-c",
@@ -509,33 +550,45 @@ def run_wrk(running: Running, tools: Tools, load: Load) -> dict[str, float]:
     ]
     pids = running.pids()
     server_before = cpu_seconds(pids)
-    load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is our only child to end
+    server_core_before = core_ticks(tools.server_cpu)
+    wrk_core_before = core_ticks(tools.load_cpu)
     started = time.monotonic()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=load.seconds + 30)
     wall = time.monotonic() - started
-    load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_busy, server_steal = _share(server_core_before, core_ticks(tools.server_cpu))
+    wrk_busy, wrk_steal = _share(wrk_core_before, core_ticks(tools.load_cpu))
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_used = cpu_seconds(pids) - server_before
+    if running.process.poll() is not None:
+        raise BenchError(
+            f"{running.name} exited (status {running.process.returncode}) under load:\n"
+            + running.log_tail()
+        )
     if done.returncode != 0:
         raise BenchError(f"wrk against {running.name} failed: {done.stderr.strip()}")
     lines = [line for line in done.stdout.splitlines() if line.startswith(WRK_MARKER)]
     if not lines:
         raise BenchError(f"wrk printed no figures against {running.name}:\n{done.stdout}")
     report = json.loads(lines[-1][len(WRK_MARKER) :])
-    load_used = (load_after.ru_utime - load_before.ru_utime) + (
-        load_after.ru_stime - load_before.ru_stime
+    wrk_used = (wrk_after.ru_utime - wrk_before.ru_utime) + (
+        wrk_after.ru_stime - wrk_before.ru_stime
     )
     errors = sum(
         int(report[key])
         for key in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts")
     )
-    return {
-        "requests_per_s": report["requests"] / (report["duration_us"] / 1e6),
-        "latency_p50_ms": report["latency_p50_us"] / 1000,
-        "latency_p99_ms": report["latency_p99_us"] / 1000,
-        "server_cpu": server_used / wall,
-        "load_cpu": load_used / wall,
-        "errors": errors,
-    }
+    return Run(
+        requests_per_s=round(report["requests"] / (report["duration_us"] / 1e6), 1),
+        latency_p50_ms=round(report["latency_p50_us"] / 1000, 3),
+        latency_p99_ms=round(report["latency_p99_us"] / 1000, 3),
+        errors=errors,
+        server_process_cpu=round(server_used / wall, 3),
+        server_core_busy=round(server_busy, 3),
+        wrk_process_cpu=round(wrk_used / wall, 3),
+        wrk_core_busy=round(wrk_busy, 3),
+        steal=round(max(server_steal, wrk_steal), 3),
+    )
 
 
 def rotated(items: list[Running], by: int) -> Iterator[Running]:
@@ -551,18 +604,13 @@ def load_rounds(servers: list[Running], tools: Tools, load: Load, rounds: int) -
     for round_index in range(rounds):
         # Each round starts with a different server, so none always runs first or last.
         for server in rotated(servers, round_index):
-            result = run_wrk(server, tools, load)
-            got = figures[server.name]
-            got.requests_per_s.append(round(result["requests_per_s"], 1))
-            got.latency_p50_ms.append(round(result["latency_p50_ms"], 3))
-            got.latency_p99_ms.append(round(result["latency_p99_ms"], 3))
-            got.server_cpu.append(round(result["server_cpu"], 3))
-            got.load_cpu.append(round(result["load_cpu"], 3))
-            got.errors += int(result["errors"])
+            run = run_wrk(server, tools, load)
+            figures[server.name].runs.append(run)
             note(
-                f"round {round_index + 1}/{rounds} {server.name}: "
-                f"{result['requests_per_s']:,.0f} req/s, server CPU {result['server_cpu']:.2f}, "
-                f"wrk CPU {result['load_cpu']:.2f}"
+                f"round {round_index + 1}/{rounds} {server.name}: {run.requests_per_s:,.0f} "
+                f"req/s, p99 {run.latency_p99_ms:.1f} ms, server core {run.server_core_busy:.2f} "
+                f"busy, wrk core {run.wrk_core_busy:.2f}, steal {run.steal:.2f}"
+                + (f", {run.errors} errors" if run.errors else "")
             )
     for server in servers:
         figures[server.name].rss_mib_after_load = round(rss_kib(server.pids()) / 1024, 1)
@@ -570,10 +618,10 @@ def load_rounds(servers: list[Running], tools: Tools, load: Load, rounds: int) -
 
 
 def limited_by(figures: Figures) -> str:
-    """Which side was saturated: the server's core, wrk's, or both (then the figure is a
-    lower bound for the server)."""
-    server = statistics.median(figures.server_cpu) >= 0.9
-    load = statistics.median(figures.load_cpu) >= 0.9
+    """Which core was saturated: the server's, wrk's, or both (then the server's figure is a
+    lower bound). Neither: the two sides spent time waiting on each other."""
+    server = figures.median(lambda run: run.server_core_busy) >= 0.9
+    load = figures.median(lambda run: run.wrk_core_busy) >= 0.9
     if server and load:
         return "both"
     if server:
@@ -584,14 +632,17 @@ def limited_by(figures: Figures) -> str:
 def summary(figures: Figures) -> dict[str, Any]:
     return {
         "server": figures.contender.describe,
-        "requests_per_s": round(statistics.median(figures.requests_per_s), 1),
-        "rounds_requests_per_s": figures.requests_per_s,
-        "latency_p50_ms": statistics.median(figures.latency_p50_ms),
-        "latency_p99_ms": statistics.median(figures.latency_p99_ms),
-        "server_cpu_cores": statistics.median(figures.server_cpu),
-        "wrk_cpu_cores": statistics.median(figures.load_cpu),
+        "requests_per_s": figures.median(lambda run: run.requests_per_s),
+        "rounds_requests_per_s": [run.requests_per_s for run in figures.runs],
+        "latency_p50_ms": figures.median(lambda run: run.latency_p50_ms),
+        "latency_p99_ms": figures.median(lambda run: run.latency_p99_ms),
+        "server_process_cpu": figures.median(lambda run: run.server_process_cpu),
+        "server_core_busy": figures.median(lambda run: run.server_core_busy),
+        "wrk_process_cpu": figures.median(lambda run: run.wrk_process_cpu),
+        "wrk_core_busy": figures.median(lambda run: run.wrk_core_busy),
+        "steal": figures.median(lambda run: run.steal),
         "limited_by": limited_by(figures),
-        "errors": figures.errors,
+        "errors": sum(run.errors for run in figures.runs),
         "rss_mib_after_load": figures.rss_mib_after_load,
     }
 
@@ -656,26 +707,33 @@ def measure_idle(running: Running, count: int) -> dict[str, Any]:
 # --- versions and the report ----------------------------------------------------------------
 
 
-def versions(tools: Tools) -> dict[str, str | None]:
-    found: dict[str, str | None] = {"python": platform.python_version()}
+def versions(tools: Tools) -> dict[str, Any]:
+    found: dict[str, Any] = {"python": platform.python_version()}
     for package in ("netaccess", "trio", "h11", "hypercorn", "uvicorn", "httptools", "uvloop"):
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             found[package] = None
     nginx = subprocess.run([tools.nginx, "-v"], capture_output=True, text=True, timeout=10)
-    found["nginx"] = (nginx.stderr.strip().rsplit("/", 1) or [None])[-1]
+    found["nginx"] = nginx.stderr.strip().rsplit("/", 1)[-1] or None
     wrk = subprocess.run([tools.wrk, "-v"], capture_output=True, text=True, timeout=10)
     first = (wrk.stdout + wrk.stderr).split()
     found["wrk"] = first[1] if len(first) > 1 else None
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    found["netaccess_commit"] = commit.stdout.strip() or None
+    found["netaccess_commit"] = _git("rev-parse", "--short", "HEAD") or None
+    # Ours runs the netaccess/ on disk: say when it is not the commit's.
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "netaccess")
+    found["netaccess_changed_since_commit"] = None if changed is None else bool(changed)
     return found
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def goal(value: float, want: str, met: bool) -> dict[str, Any]:
