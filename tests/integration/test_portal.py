@@ -3,15 +3,20 @@ the real netaccessd and enforcer, the lab's DNS and DHCP."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import re
+import sys
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from tests.integration.appliance_cli import cli, cli_json, write_config
 
@@ -284,3 +289,53 @@ def test_the_download_page_offers_the_build_for_the_browsers_system(lab: Any) ->
     assert f'href="{url}"' in page and hashlib.sha256(data).hexdigest() in page
     status, page = https(lab, 1, "/agent", "-A", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)")
     assert "No agent is published for Windows yet" in page
+
+
+# -- a real browser -----------------------------------------------------------------------------
+
+
+def spki_sha256(certificate: Path) -> str:
+    """Chromium's pin for a certificate: base64 of the SHA-256 of its public key info."""
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    info = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(info).digest()).decode()
+
+
+def test_chromium_follows_a_probe_to_the_portal_signs_in_and_sees_full_access(
+    lab: Any, tmp_path: Path
+) -> None:
+    add_user(lab, "alice", PASSWORD)
+    shot = lab.workdir / "status.png"  # in the lab's workdir: the namespace can write there
+    certificate = lab.workdir / "appliance" / "state" / "tls" / "portal.crt"
+    https(lab, 1, "/api/captive")  # the certificate exists once the portal answered
+    out = lab.exec(
+        "ep1",
+        [
+            sys.executable,
+            str(Path(__file__).with_name("browser_portal.py")),
+            PROBES[0],
+            "alice",
+            PASSWORD,
+            str(shot),
+            spki_sha256(certificate),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout)
+    assert seen["login_url"].startswith(LOGIN)
+    assert "Sign in to the network" in seen["login_text"]
+    assert seen["status_url"] == "https://portal.netaccess.test/status"
+    assert "Network access status" in seen["status_text"]
+    assert "full" in seen["status_text"] and "staff/alice" in seen["status_text"]
+    saved = tmp_path / "status.png"
+    saved.write_bytes(shot.read_bytes())
+    assert saved.read_bytes().startswith(b"\x89PNG") and saved.stat().st_size > 2000
+    assert (
+        cli_json(lab.workdir / "appliance", "endpoints", "show", lab.endpoint_mac(1))["role"]
+        == "full"
+    )

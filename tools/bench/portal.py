@@ -850,7 +850,7 @@ def main() -> None:
         "ratios": ratios,
         "idle_connections": idle,
         "page_renders_per_s": None,
-        "page_renders_note": "not measured: the portal pages are not built yet",
+        "page_renders_note": "not measured yet: written before the portal pages were built",
         "goals": goals,
         "all_goals_met": all(g["met"] for g in goals.values()),
         "versions": versions(tools),
