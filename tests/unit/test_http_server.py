@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netaccess.io.http_server import HttpServer, HttpTimeouts, Peer
-from netaccess.proto.errors import ProtocolError
+from netaccess.proto.errors import LocalProtocolError, ProtocolError
 from netaccess.proto.http import HttpError, HttpLimits, HttpServerConnection, Request, Response
 
 PEER = Peer("198.18.0.10", 40000)
@@ -333,3 +333,49 @@ async def test_malformed_requests_get_a_4xx_and_the_connection_closes(data: byte
 async def test_a_request_in_another_http_version_gets_505() -> None:
     answer = await raw_exchange(server(), b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 505 ")
+
+
+def answered(raw: bytes, response: Response) -> tuple[bytes, bool]:
+    """(the bytes of `response` to the request in `raw`, whether the connection stays)."""
+    conn = HttpServerConnection()
+    conn.receive_data(raw)
+    request = conn.next_request()
+    assert isinstance(request, Request)
+    return conn.respond(response), conn.start_next()
+
+
+def test_an_http_1_0_request_is_answered_and_the_connection_closes() -> None:
+    data, reused = answered(b"GET / HTTP/1.0\r\n\r\n", Response(200, (), b"ok"))
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n") and b"connection: close" in data
+    assert not reused
+
+
+def test_a_request_asking_to_close_gets_its_answer_then_the_connection_closes() -> None:
+    data, reused = answered(
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n", Response(200, (), b"ok")
+    )
+    assert data.endswith(b"\r\n\r\nok") and not reused
+
+
+def test_a_204_carries_no_content_length() -> None:
+    data, reused = answered(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Response(204, (), b""))
+    assert data == b"HTTP/1.1 204 No Content\r\n\r\n" and reused
+
+
+def test_a_header_value_with_a_line_break_is_never_written() -> None:
+    conn = HttpServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_request()
+    with pytest.raises(LocalProtocolError):
+        conn.respond(Response(302, (("location", "/a\r\nSet-Cookie: evil=1"),)))
+
+
+def test_a_streamed_body_that_ends_short_is_an_error_and_the_connection_is_not_reused() -> None:
+    conn = HttpServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_request()
+    conn.start(Response(200), content_length=10)
+    conn.body(b"12345")
+    with pytest.raises(LocalProtocolError):
+        conn.end()
+    assert not conn.start_next()

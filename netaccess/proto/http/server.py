@@ -10,11 +10,15 @@ bytes, applies the timeouts and writes what this returns.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 
 import h11
 
 from netaccess.proto.errors import LocalProtocolError, RemoteProtocolError
+
+# What must never reach a response header: it would end the header or the head early.
+_UNSAFE = re.compile(r"[\r\n\0]")
 
 _REASONS = {
     200: b"OK",
@@ -112,28 +116,40 @@ class Response:
     close: bool = field(default=False)  # ask the client to close after this response
 
 
+class _Phase(enum.Enum):
+    READING = "reading"  # no whole request yet
+    ANSWERING = "answering"  # a request came; its response is not sent in full
+    DONE = "done"  # the response is sent: start_next() or close
+    CLOSING = "closing"  # the connection must close (an error, or close was asked for)
+
+
 class HttpServerConnection:
     """The server half of one connection. Call next_request() until it returns a Request or
     Wait.CLOSED (HttpError: send error_response() and close); answer each Request with
     respond() (or start()/body()/end() to stream), then start_next() before the next one.
-    Pipelined requests wait in the buffer and come out in order."""
+    Pipelined requests wait in the buffer and come out in order.
+
+    h11 parses each request (a fresh h11 connection per request, seeded with what the last
+    one had buffered); responses are written here, from our own Response values, because
+    h11 re-validates every header of every response, which cost half of a probe's time.
+    """
 
     def __init__(self, limits: HttpLimits | None = None) -> None:
         self.limits = limits or HttpLimits()
-        # h11 caps a request head only while it is incomplete; complete ones are measured
-        # in next_request().
-        self._h11 = h11.Connection(
-            h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes
-        )
+        self._h11 = self._parser()
         self._request: h11.Request | None = None
         self._body = bytearray()
+        self._phase = _Phase.READING
         self._head_request = False
+        self._keep_alive = False
+        self._to_send = 0  # body bytes a started response still owes
+        self._started = False
         self.requests = 0
 
     @property
     def can_reuse(self) -> bool:
         """Whether another request may follow on this connection (keep-alive)."""
-        return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
+        return self._phase is _Phase.DONE and self._keep_alive
 
     def receive_data(self, data: bytes) -> None:
         """Bytes from the client; b"" when it closed its side."""
@@ -143,15 +159,16 @@ class HttpServerConnection:
             raise HttpError(400, f"unusable input: {exc}") from None
 
     def next_request(self) -> Request | Wait:
+        if self._phase is not _Phase.READING:
+            raise LocalProtocolError("next_request() before the previous request's answer")
         while True:
             try:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
+                self._phase = _Phase.READING  # still answerable: error_response()
                 raise HttpError(exc.error_status_hint, f"malformed request: {exc}") from None
             if event is h11.NEED_DATA:
                 return Wait.NEED_DATA
-            if event is h11.PAUSED:
-                raise LocalProtocolError("next_request() before the previous request's answer")
             if isinstance(event, h11.Request):
                 self._check_head(event)
                 self._request, self._body = event, bytearray()
@@ -163,45 +180,78 @@ class HttpServerConnection:
                 return self._finished()
             elif isinstance(event, h11.ConnectionClosed):
                 return Wait.CLOSED
-            else:  # pragma: no cover - h11 has no other server-side events
+            else:  # pragma: no cover - PAUSED cannot come before EndOfMessage
                 raise LocalProtocolError(f"unexpected h11 event {event!r}")
 
     def respond(self, response: Response) -> bytes:
         """The bytes of a whole response to the current request."""
-        return self.start(response) + self.body(response.body) + self.end()
+        head = self.start(response)
+        body = self.body(response.body)
+        return head + body + self.end()
 
     def start(self, response: Response, *, content_length: int | None = None) -> bytes:
         """The status line and headers; the body follows with body() and end().
         content_length: for a streamed body (default: len(response.body))."""
+        if self._phase is not _Phase.ANSWERING or self._started:
+            raise LocalProtocolError("a response started twice, or without a request")
         length = len(response.body) if content_length is None else content_length
-        headers = [(k.encode("ascii"), v.encode("latin-1")) for k, v in response.headers]
-        headers.append((b"content-length", str(length).encode("ascii")))
-        if response.close:
-            headers.append((b"connection", b"close"))
-        reason = _REASONS.get(response.status, b"")
-        return self._send(h11.Response(status_code=response.status, headers=headers, reason=reason))
+        lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b""))]
+        for name, value in response.headers:
+            if _UNSAFE.search(name) or _UNSAFE.search(value):
+                raise LocalProtocolError(f"header {name!r} holds a line break or NUL")
+            lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if response.status >= 200 and response.status != 204:  # RFC 9110 §8.6
+            lines.append(b"content-length: %d\r\n" % length)
+        if response.close or not self._keep_alive:
+            self._keep_alive = False
+            lines.append(b"connection: close\r\n")
+        lines.append(b"\r\n")
+        self._started = True
+        # A 304 and the answer to HEAD carry no body, whatever Content-Length says.
+        bodiless = self._head_request or response.status in (204, 304) or response.status < 200
+        self._to_send = 0 if bodiless else length
+        return b"".join(lines)
 
     def body(self, data: bytes) -> bytes:
         if not data or self._head_request:
             return b""
-        return self._send(h11.Data(data=data))
+        if len(data) > self._to_send:
+            raise LocalProtocolError(f"{len(data)} body bytes, {self._to_send} left to send")
+        self._to_send -= len(data)
+        return data
 
     def end(self) -> bytes:
-        return self._send(h11.EndOfMessage())
+        if not self._started:
+            raise LocalProtocolError("end() of a response that never started")
+        if self._to_send:
+            self._phase = _Phase.CLOSING
+            raise LocalProtocolError(f"the body ended {self._to_send} bytes short")
+        self._started = False
+        self._phase = _Phase.DONE if self._keep_alive else _Phase.CLOSING
+        return b""
 
     def start_next(self) -> bool:
         """After a whole response: True if the connection is ready for the next request,
         False if it must be closed."""
         if not self.can_reuse:
             return False
-        self._h11.start_next_cycle()
+        data, closed = self._h11.trailing_data  # pipelined requests, already received
+        self._h11 = self._parser()
+        self._phase = _Phase.READING
+        if data:
+            self.receive_data(bytes(data))
+        if closed:
+            self.receive_data(b"")
         return True
 
     def error_response(self, error: HttpError) -> bytes:
         """An answer to a request we refuse, always closing; b"" if it is too late to answer
         (a response had started): then just close."""
-        if self._h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self._started:
             return b""
+        self._keep_alive = False
+        self._phase = _Phase.ANSWERING
+        self._head_request = False
         body = f"{error.status} {_REASONS.get(error.status, b'').decode()}\n".encode()
         response = Response(
             error.status,
@@ -209,10 +259,12 @@ class HttpServerConnection:
             body,
             close=True,
         )
-        try:
-            return self.respond(response)
-        except LocalProtocolError:
-            return b""
+        return self.respond(response)
+
+    def _parser(self) -> h11.Connection:
+        # h11 caps a request head only while it is incomplete; complete ones are measured
+        # in _check_head().
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
     def _check_head(self, event: h11.Request) -> None:
         self.requests += 1
@@ -237,6 +289,12 @@ class HttpServerConnection:
         if event is None:  # pragma: no cover - h11 orders Request before EndOfMessage
             raise LocalProtocolError("end of a request that never started")
         self._request = None
+        self._phase = _Phase.ANSWERING
+        self._started = False
+        # RFC 9112 §9.3: HTTP/1.1 persists unless either side says close; 1.0 is not kept.
+        self._keep_alive = event.http_version == b"1.1" and not any(
+            name == b"connection" and b"close" in value.lower() for name, value in event.headers
+        )
         return Request(
             method=event.method.decode("ascii", "replace"),
             target=event.target.decode("latin-1"),
@@ -247,10 +305,3 @@ class HttpServerConnection:
             body=bytes(self._body),
             http_version=event.http_version.decode("ascii", "replace"),
         )
-
-    def _send(self, event: h11.Event) -> bytes:
-        try:
-            data = self._h11.send(event)
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(f"HTTP response out of order: {exc}") from None
-        return data or b""
