@@ -105,16 +105,34 @@ class Enforcer:
             ), []
         sock = self._listeners.get(port)
         if sock is None:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(("0.0.0.0", port))
-                sock.listen(backlog)
+                sock = _listening_socket(port, backlog)
             except OSError as exc:
-                sock.close()
                 return Answer(False, error=f"cannot listen on TCP {port}: {exc.strerror}"), []
             self._listeners[port] = sock
         return Answer(True, {"port": port}), [os.dup(sock.fileno())]
+
+
+def _listening_socket(port: int, backlog: int) -> socket.socket:
+    """A TCP listener on every address of both families (IPv4 arrives as ::ffff:a.b.c.d):
+    the ruleset redirects captive IPv6 HTTP here as well. IPv4 only where the kernel has no
+    IPv6."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    except OSError:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        address: tuple[str, int] = ("0.0.0.0", port)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        address = ("::", port)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 async def serve(config: ApplianceConfig, enforcer: Enforcer, daemon_uid: int) -> None:

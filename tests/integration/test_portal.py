@@ -339,3 +339,35 @@ def test_chromium_follows_a_probe_to_the_portal_signs_in_and_sees_full_access(
         cli_json(lab.workdir / "appliance", "endpoints", "show", lab.endpoint_mac(1))["role"]
         == "full"
     )
+
+
+def test_the_portal_listener_answers_ipv6_too(lab: Any) -> None:
+    # The ruleset redirects captive HTTP of both families to the portal's port; here, by the
+    # appliance's link-local address (the lab routes no global IPv6).
+    shown = lab.exec(
+        "app",
+        ["ip", "-6", "-o", "addr", "show", "dev", "acc0", "scope", "link"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    link_local = shown.split()[3].split("/")[0]
+    out = lab.exec(
+        "ep1",
+        [
+            "curl",
+            "-sS",
+            "-g",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--max-time",
+            "5",
+            f"http://[{link_local}%eth0]/",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    status, location = ([*out.stdout.split(" ", 1), ""])[:2]
+    assert status == "302", out.stderr
+    assert location.startswith(LOGIN)
