@@ -176,7 +176,7 @@ class HttpServer:
                 if self._draining.is_set():
                     response = _closing(response)
                 with trio.move_on_after(self.timeouts.send) as sending:
-                    await stream.send_all(conn.respond(_dated(response)))
+                    await stream.send_all(conn.respond(response, common=_common_headers()))
                 if sending.cancelled_caught:
                     return  # the client stopped reading
                 close = response.close
@@ -194,9 +194,11 @@ class HttpServer:
         response: StreamedResponse,
     ) -> bool:
         """Send a streamed response; False if the client stopped reading (then close)."""
-        head = _dated(_closing(response.head) if self._draining.is_set() else response.head)
+        head = _closing(response.head) if self._draining.is_set() else response.head
         with trio.move_on_after(self.timeouts.send) as sending:
-            await stream.send_all(conn.start(head, content_length=response.length))
+            await stream.send_all(
+                conn.start(head, content_length=response.length, common=_common_headers())
+            )
         if sending.cancelled_caught:
             return False
         if request.method != "HEAD":
@@ -294,21 +296,18 @@ def _closing(response: Response) -> Response:
     return Response(response.status, response.headers, response.body, close=True)
 
 
-_date_cache: tuple[int, str] = (0, "")
+_common: tuple[int, bytes] = (-1, b"")
 
 
-def _http_date() -> str:
-    global _date_cache
-    now = trio.current_time()  # monotonic: only to know when a second has passed
-    second = math.floor(now)
-    if _date_cache[0] != second:
-        _date_cache = (second, formatdate(usegmt=True))
-    return _date_cache[1]
-
-
-def _dated(response: Response) -> Response:
-    headers = (("date", _http_date()), ("server", "netaccess"), *response.headers)
-    return Response(response.status, headers, response.body, response.close)
+def _common_headers() -> bytes:
+    """Date (RFC 9110 §6.6.1: an origin server with a clock sends it) and Server, encoded
+    once a second rather than per response."""
+    global _common
+    second = math.floor(trio.current_time())  # monotonic: only to know a second has passed
+    if _common[0] != second:
+        date = formatdate(usegmt=True)
+        _common = (second, f"date: {date}\r\nserver: netaccess\r\n".encode("ascii"))
+    return _common[1]
 
 
 async def open_listeners(sockets: Sequence[socket.socket]) -> list[trio.SocketListener]:

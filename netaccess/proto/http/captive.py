@@ -9,6 +9,7 @@ portal; RFC 8952 §2.3 describes the mechanism).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -55,13 +56,22 @@ def captive_redirect(request: Request, login_url: str) -> Response:
     """302 to the login page for any request of a captive endpoint, probe or not. The page
     it wanted rides along, so the portal can offer it after login. Never cached: once the
     endpoint is admitted the same URL must reach the real site."""
-    wanted = f"http://{request.host}{request.target}" if request.host else ""
+    headers, body = _redirect_to_login(login_url, request.host, request.target)
+    # An unread upload: start afresh on a new connection.
+    return Response(302, headers, body, close=request.method not in ("GET", "HEAD"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _redirect_to_login(
+    login_url: str, host: str, target: str
+) -> tuple[tuple[tuple[str, str], ...], bytes]:
+    """Headers and body of the redirect; cached, since endpoints ask the same probe URLs
+    over and over and quoting costs more than the rest of the answer."""
+    wanted = f"http://{host}{target}" if host else ""
     location = login_url if not wanted else f"{login_url}?next={quote(wanted, safe='')}"
-    return Response(
-        302,
+    return (
         (("location", location), NO_STORE, ("content-type", "text/plain; charset=utf-8")),
         b"Network login required: " + location.encode() + b"\n",
-        close=request.method not in ("GET", "HEAD"),  # an unread upload: start afresh
     )
 
 

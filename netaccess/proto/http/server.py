@@ -183,19 +183,26 @@ class HttpServerConnection:
             else:  # pragma: no cover - PAUSED cannot come before EndOfMessage
                 raise LocalProtocolError(f"unexpected h11 event {event!r}")
 
-    def respond(self, response: Response) -> bytes:
-        """The bytes of a whole response to the current request."""
-        head = self.start(response)
+    def respond(self, response: Response, *, common: bytes = b"") -> bytes:
+        """The bytes of a whole response to the current request. common: header lines
+        every response carries (Date, Server), already encoded, CRLF-terminated."""
+        head = self.start(response, common=common)
         body = self.body(response.body)
         return head + body + self.end()
 
-    def start(self, response: Response, *, content_length: int | None = None) -> bytes:
+    def start(
+        self, response: Response, *, content_length: int | None = None, common: bytes = b""
+    ) -> bytes:
         """The status line and headers; the body follows with body() and end().
-        content_length: for a streamed body (default: len(response.body))."""
+        content_length: for a streamed body (default: len(response.body)). common: as for
+        respond()."""
         if self._phase is not _Phase.ANSWERING or self._started:
             raise LocalProtocolError("a response started twice, or without a request")
         length = len(response.body) if content_length is None else content_length
-        lines = [b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b""))]
+        lines = [
+            b"HTTP/1.1 %d %s\r\n" % (response.status, _REASONS.get(response.status, b"")),
+            common,
+        ]
         for name, value in response.headers:
             if _UNSAFE.search(name) or _UNSAFE.search(value):
                 raise LocalProtocolError(f"header {name!r} holds a line break or NUL")
