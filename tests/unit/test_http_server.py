@@ -379,3 +379,13 @@ def test_a_streamed_body_that_ends_short_is_an_error_and_the_connection_is_not_r
     with pytest.raises(LocalProtocolError):
         conn.end()
     assert not conn.start_next()
+
+
+def test_a_long_url_is_redirected_without_being_cached() -> None:
+    from netaccess.proto.http.captive import _redirect_to_login, captive_redirect
+
+    before = _redirect_to_login.cache_info().currsize
+    target = "/" + "a" * 5000
+    response = captive_redirect(Request("GET", target, (("host", "x.example"),)), "https://p/login")
+    assert response.status == 302 and dict(response.headers)["location"].endswith("a" * 100)
+    assert _redirect_to_login.cache_info().currsize == before

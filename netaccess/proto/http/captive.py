@@ -16,6 +16,7 @@ from urllib.parse import quote
 from netaccess.proto.http.server import Request, Response
 
 NO_STORE = ("cache-control", "no-store, no-cache, must-revalidate")
+CACHED_URL_MAX = 256  # host + target; probes are short, and 4096 of these stay under 5 MB
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,11 @@ def captive_redirect(request: Request, login_url: str) -> Response:
     """302 to the login page for any request of a captive endpoint, probe or not. The page
     it wanted rides along, so the portal can offer it after login. Never cached: once the
     endpoint is admitted the same URL must reach the real site."""
-    headers, body = _redirect_to_login(login_url, request.host, request.target)
+    host, target = request.host, request.target
+    if len(host) + len(target) <= CACHED_URL_MAX:
+        headers, body = _redirect_to_login(login_url, host, target)
+    else:  # a long URL is built each time: the cache must stay small, whatever clients send
+        headers, body = _redirect_to_login.__wrapped__(login_url, host, target)
     # An unread upload: start afresh on a new connection.
     return Response(302, headers, body, close=request.method not in ("GET", "HEAD"))
 
