@@ -11,13 +11,13 @@ import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 from pyroute2 import NFCTSocket  # type: ignore[import-untyped,unused-ignore]
 
 from netaccess.enforce.errors import EnforcementError
 from netaccess.enforce.nft import entered_netns
+from netaccess.enforce.resource import SocketOwner
 
 # Starts a piece of work beside the caller (on another thread) and returns a function that
 # waits for it to end and raises its error. The io layer provides one; enforce starts no threads.
@@ -95,7 +95,7 @@ _REQUEST_HEAD = struct.Struct("=IHHIIBBH")
 _BE32 = struct.Struct(">I")
 
 
-class ConntrackFlusher:
+class ConntrackFlusher(SocketOwner):
     """Deletes conntrack entries by endpoint address, in `netns` or the caller's namespace.
 
     ipv6_in_kernel: let the kernel filter IPv6 flushes too; only where kernel.detect found
@@ -251,23 +251,6 @@ class ConntrackFlusher:
         dump_cost = DUMP_FIXED_US + entries * DUMP_PER_ENTRY_US
         # Even if every entry went, its destroy event must fit the receive buffer.
         return entries * EVENT_TRUESIZE <= 2 * RECEIVE_BUFFER and kernel_cost <= dump_cost
-
-    def close(self) -> None:
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            self._sock = None
-            sock.close()
-
-    def __enter__(self) -> ConntrackFlusher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- the strategies
 
@@ -463,7 +446,7 @@ class ConntrackFlusher:
         return _messages(data)
 
 
-class FlowIndex:
+class FlowIndex(SocketOwner):
     """Which conntrack entries each address has, kept current by ctnetlink's NEW and DESTROY
     events, so that a flush deletes an endpoint's entries without walking the whole table.
 
@@ -719,23 +702,6 @@ class FlowIndex:
                     sock.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, NFNLGRP_CONNTRACK_DESTROY)
                 except OSError:
                     self._healthy = False
-
-    def close(self) -> None:
-        sock = getattr(self, "_sock", None)
-        if sock is not None:
-            self._sock = None
-            sock.close()
-
-    def __enter__(self) -> FlowIndex:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _apply(self, msg_type: int, body: bytes) -> None:
         flow = _flow_of(body)

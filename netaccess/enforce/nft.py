@@ -15,7 +15,6 @@ import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, NamedTuple
 
 from pyroute2.netlink.nlsocket import (  # type: ignore[import-untyped,unused-ignore]
@@ -23,6 +22,7 @@ from pyroute2.netlink.nlsocket import (  # type: ignore[import-untyped,unused-ig
 )
 
 from netaccess.enforce.errors import EnforcementError
+from netaccess.enforce.resource import Closing
 from netaccess.enforce.ruleset import TABLE_FAMILY, TABLE_NAME, SetKind
 
 LIBRARY = "libnftables.so.1"
@@ -88,7 +88,7 @@ class ElementUpdate:
     elements: tuple[str, ...]
 
 
-class Nftables:
+class Nftables(Closing):
     """One libnftables context; `netns` (a name under /run/netns) or the caller's namespace.
 
     The context's netlink socket is opened once, in the namespace it is created in, and stays
@@ -193,17 +193,6 @@ class Nftables:
         if netlink is not None:
             self._netlink = None
             netlink.close()
-
-    def __enter__(self) -> Nftables:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __del__(self) -> None:
         self.close()
