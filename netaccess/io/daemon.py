@@ -25,7 +25,13 @@ from netaccess.io.capture import Capture, interface_mac
 from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
-from netaccess.io.http_server import Handler, HttpServer, HttpTimeouts, open_listeners
+from netaccess.io.http_server import (
+    Handler,
+    HttpServer,
+    HttpTimeouts,
+    TlsListener,
+    open_listeners,
+)
 from netaccess.io.inventory import Inventory
 from netaccess.io.portal import Portal
 from netaccess.io.privileges import PrivilegeError, become
@@ -118,11 +124,11 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     services.start_soon(_reconcile_periodically, config, enforcer)
                     for capture in appliance.captures:
                         await services.start(capture.run)
-                    http_listeners = await open_listeners([listeners.pop(0)])
+                    http_listeners = open_listeners([listeners.pop(0)])
                     await services.start(portal_http.serve, http_listeners)
                     https_listeners = [
-                        trio.SSLListener(listener, tls, https_compatible=True)
-                        for listener in await open_listeners([listeners.pop(0)])
+                        TlsListener(listener, tls)
+                        for listener in open_listeners([listeners.pop(0)])
                     ]
                     await services.start(portal_https.serve, https_listeners)
                     for held in listeners:

@@ -9,7 +9,7 @@ import socket
 import pytest
 import trio
 
-from netaccess.io.http_server import HttpServer, HttpTimeouts, Peer
+from netaccess.io.http_server import HttpServer, HttpTimeouts, Peer, SocketListener
 from netaccess.proto.http import Request, Response
 
 pytestmark = pytest.mark.integration
@@ -39,8 +39,8 @@ async def test_slowloris_connections_are_dropped_and_others_are_served_meanwhile
     server = HttpServer(
         answer, timeouts=HttpTimeouts(request=REQUEST_TIMEOUT), max_connections=2000
     )
-    listener_socket = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    await listener_socket.bind(("127.0.0.1", 0))
+    listener_socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener_socket.bind(("127.0.0.1", 0))
     listener_socket.listen(1024)
     port = listener_socket.getsockname()[1]
     dropped_after: list[float] = []
@@ -62,7 +62,7 @@ async def test_slowloris_connections_are_dropped_and_others_are_served_meanwhile
 
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            await nursery.start(server.serve, [trio.SocketListener(listener_socket)])
+            await nursery.start(server.serve, [SocketListener(listener_socket)])
             for _ in range(SLOW_CONNECTIONS):
                 nursery.start_soon(slow_client, trio.Event())
             await trio.sleep(1)

@@ -341,16 +341,28 @@ def test_chromium_follows_a_probe_to_the_portal_signs_in_and_sees_full_access(
     )
 
 
+def settled_link_local(lab: Any, namespace: str, device: str) -> str:
+    """The device's IPv6 link-local address once duplicate address detection has passed
+    (a tentative address can be neither reached nor used as a source)."""
+    deadline = time.monotonic() + 10
+    while True:
+        shown = lab.exec(
+            namespace,
+            ["ip", "-6", "-o", "addr", "show", "dev", device, "scope", "link", "-tentative"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        if shown.strip():
+            return str(shown.split()[3].split("/")[0])
+        assert time.monotonic() < deadline, f"{namespace}/{device}: link-local still tentative"
+        time.sleep(0.1)
+
+
 def test_the_portal_listener_answers_ipv6_too(lab: Any) -> None:
     # The ruleset redirects captive HTTP of both families to the portal's port; here, by the
     # appliance's link-local address (the lab routes no global IPv6).
-    shown = lab.exec(
-        "app",
-        ["ip", "-6", "-o", "addr", "show", "dev", "acc0", "scope", "link"],
-        capture_output=True,
-        text=True,
-    ).stdout
-    link_local = shown.split()[3].split("/")[0]
+    link_local = settled_link_local(lab, "app", "acc0")
+    settled_link_local(lab, "ep1", "eth0")  # curl's source address
     out = lab.exec(
         "ep1",
         [

@@ -142,6 +142,7 @@ class HttpServerConnection:
         self._phase = _Phase.READING
         self._head_request = False
         self._keep_alive = False
+        self._fields: tuple[tuple[str, str], ...] = ()
         self._to_send = 0  # body bytes a started response still owes
         self._started = False
         self.requests = 0
@@ -169,16 +170,22 @@ class HttpServerConnection:
                 raise HttpError(exc.error_status_hint, f"malformed request: {exc}") from None
             if event is h11.NEED_DATA:
                 return Wait.NEED_DATA
-            if isinstance(event, h11.Request):
-                self._check_head(event)
+            # Exact types: isinstance() against h11's ABC base costs more, every event.
+            if type(event) is h11.Request:
+                framed = self._check_head(event)
                 self._request, self._body = event, bytearray()
-            elif isinstance(event, h11.Data):
+                if not framed:
+                    # Neither Content-Length nor Transfer-Encoding: the body is empty (RFC
+                    # 9112 §6.3), and the request ends with its head. h11 would only say
+                    # EndOfMessage next; this parser is replaced before the next request.
+                    return self._finished()
+            elif type(event) is h11.Data:
                 if len(self._body) + len(event.data) > self.limits.max_body_bytes:
                     raise HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
                 self._body += event.data
-            elif isinstance(event, h11.EndOfMessage):
+            elif type(event) is h11.EndOfMessage:
                 return self._finished()
-            elif isinstance(event, h11.ConnectionClosed):
+            elif type(event) is h11.ConnectionClosed:
                 return Wait.CLOSED
             else:  # pragma: no cover - PAUSED cannot come before EndOfMessage
                 raise LocalProtocolError(f"unexpected h11 event {event!r}")
@@ -273,23 +280,42 @@ class HttpServerConnection:
         # in _check_head().
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_header_bytes)
 
-    def _check_head(self, event: h11.Request) -> None:
+    def _check_head(self, event: h11.Request) -> bool:
+        """Enforce our limits on a request head and keep what _finished() needs; True if
+        a body may follow (Content-Length or Transfer-Encoding is present). One pass over
+        the fields: h11's header sequence is slow to walk."""
         self.requests += 1
         self._head_request = event.method == b"HEAD"
         if event.http_version not in (b"1.0", b"1.1"):
             raise HttpError(505, f"HTTP/{event.http_version.decode('ascii', 'replace')}")
         size = len(event.method) + len(event.target) + 12
-        size += sum(len(name) + len(value) + 4 for name, value in event.headers)
+        count = 0
+        length: bytes | None = None
+        chunked = close = False
+        fields = []
+        for name, value in event.headers:
+            count += 1
+            size += len(name) + len(value) + 4
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+            fields.append((name.decode("ascii", "replace"), value.decode("latin-1")))
         if size > self.limits.max_header_bytes:
             raise HttpError(431, f"request head over {self.limits.max_header_bytes} bytes")
-        if len(event.headers) > self.limits.max_headers:
+        if count > self.limits.max_headers:
             raise HttpError(431, f"more than {self.limits.max_headers} header fields")
-        names = [name for name, _ in event.headers]
-        if b"transfer-encoding" in names and b"content-length" in names:
+        if chunked and length is not None:
             raise HttpError(400, "both Content-Length and Transfer-Encoding")
-        for name, value in event.headers:
-            if name == b"content-length" and int(value) > self.limits.max_body_bytes:
-                raise HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
+        # h11 has checked the value is digits, and that repeated ones agree.
+        if length is not None and int(length) > self.limits.max_body_bytes:
+            raise HttpError(413, f"body over {self.limits.max_body_bytes} bytes")
+        # RFC 9112 §9.3: HTTP/1.1 persists unless either side says close; 1.0 is not kept.
+        self._keep_alive = event.http_version == b"1.1" and not close
+        self._fields = tuple(fields)
+        return chunked or length is not None
 
     def _finished(self) -> Request:
         event = self._request
@@ -298,17 +324,10 @@ class HttpServerConnection:
         self._request = None
         self._phase = _Phase.ANSWERING
         self._started = False
-        # RFC 9112 §9.3: HTTP/1.1 persists unless either side says close; 1.0 is not kept.
-        self._keep_alive = event.http_version == b"1.1" and not any(
-            name == b"connection" and b"close" in value.lower() for name, value in event.headers
-        )
         return Request(
             method=event.method.decode("ascii", "replace"),
             target=event.target.decode("latin-1"),
-            headers=tuple(
-                (name.decode("ascii", "replace"), value.decode("latin-1"))
-                for name, value in event.headers
-            ),
+            headers=self._fields,
             body=bytes(self._body),
             http_version=event.http_version.decode("ascii", "replace"),
         )

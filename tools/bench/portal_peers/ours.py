@@ -29,7 +29,7 @@ async def serve(port: int, idle: float) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(BACKLOG)
-    listeners = await open_listeners([sock])
+    listeners = open_listeners([sock])
     server = HttpServer(
         answer,
         name="portal-bench",
