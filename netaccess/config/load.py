@@ -35,11 +35,14 @@ from netaccess.config.errors import (
 from netaccess.config.locate import LineIndex
 from netaccess.config.model import (
     ApplianceConfig,
+    ClientCertificates,
     DaemonConfig,
     DetectionConfig,
     EnforcementConfig,
     InterfacesConfig,
     PortalConfig,
+    PostureAuthentication,
+    PostureConfig,
 )
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
@@ -84,6 +87,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
         portal=_portal(root.subtable("portal")),
     )
     config = dataclasses.replace(config, realms=_realms(root, config.roles))
+    config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
     root.finish()
     issues.raise_if_any()
     return config
@@ -250,6 +254,50 @@ def _portal_fields(table: TableReader, default: PortalConfig) -> PortalConfig:
         tls_certificate=table.optional_path("tls_certificate"),
         tls_key=table.optional_path("tls_key"),
     )
+
+
+def _posture(table: TableReader, realms: tuple[Realm, ...]) -> PostureConfig:
+    default = PostureConfig()
+    posture = PostureConfig(
+        authentication=table.enum("authentication", default.authentication),
+        realm=table.string("realm", default.realm),
+        client_certificates=table.enum("client_certificates", default.client_certificates),
+        client_ca=table.optional_path("client_ca"),
+        session_timeout=table.number(
+            "session_timeout", default.session_timeout, min=1, max=3600, unit="seconds"
+        ),
+        message_timeout=table.number(
+            "message_timeout", default.message_timeout, min=1, max=600, unit="seconds"
+        ),
+        max_sessions=table.integer(
+            "max_sessions", default.max_sessions, min=1, max=100_000, unit="sessions"
+        ),
+        max_messages=table.integer(
+            "max_messages", default.max_messages, min=4, max=100_000, unit="messages"
+        ),
+        max_session_bytes=table.integer(
+            "max_session_bytes",
+            default.max_session_bytes,
+            min=64 * 1024,
+            max=1024 * 1024 * 1024,
+            unit="bytes",
+        ),
+        max_message_bytes=table.integer(
+            "max_message_bytes",
+            default.max_message_bytes,
+            min=64 * 1024,
+            max=64 * 1024 * 1024,
+            unit="bytes",
+        ),
+        request_packages=table.boolean("request_packages", default.request_packages),
+    )
+    if posture.authentication is PostureAuthentication.PLAIN and posture.realm not in {
+        realm.name for realm in realms
+    }:
+        table.issue("realm", f"unknown realm {toml_string(posture.realm)}")
+    if posture.client_certificates is not ClientCertificates.NONE and posture.client_ca is None:
+        table.issue("client_ca", "client certificates need the CA that signs them: give client_ca")
+    return posture
 
 
 def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:

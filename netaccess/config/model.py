@@ -105,6 +105,50 @@ class PortalConfig:
     tls_key: Path | None = None
 
 
+class PostureAuthentication(enum.Enum):
+    """Whether PT-TLS clients must sign in (SASL PLAIN, RFC 6876 §3.8) before posture."""
+
+    NONE = "none"
+    PLAIN = "plain"
+
+
+class ClientCertificates(enum.Enum):
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclass(frozen=True, slots=True)
+class PostureConfig:
+    """The PT-TLS posture server (RFC 6876) on enforcement.pt_tls_port: TLS 1.2 or 1.3 with
+    the portal's certificate, then PB-TNC and PA-TNC to the IMVs.
+
+    authentication: "plain" makes clients sign in with SASL PLAIN as a realm user
+        ("user@realm", or "user" in `realm`); a bad password ends the session.
+    realm: the realm of user names without "@realm".
+    client_certificates / client_ca: TLS client certificates ("none", "optional",
+        "required"), checked against the CA certificates in the PEM file client_ca.
+    session_timeout: seconds a whole session may take. message_timeout: seconds the client
+        may stay silent when it is its turn (a stalled session is closed).
+    max_sessions: sessions at once; past it new connections wait in the listen backlog.
+    max_messages / max_session_bytes: PT-TLS messages and bytes one session may send us.
+    max_message_bytes: one PT-TLS message (a PB-TNC batch inside it).
+    request_packages: the OS IMV asks for the Installed Packages list (RFC 5792 §4.2.7).
+    """
+
+    authentication: PostureAuthentication = PostureAuthentication.NONE
+    realm: str = "staff"
+    client_certificates: ClientCertificates = ClientCertificates.NONE
+    client_ca: Path | None = None
+    session_timeout: float = 60.0
+    message_timeout: float = 20.0
+    max_sessions: int = 1000
+    max_messages: int = 200
+    max_session_bytes: int = 16 * 1024 * 1024
+    max_message_bytes: int = 4 * 1024 * 1024
+    request_packages: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class ApplianceConfig:
     """A whole validated config; `source` names where it came from, for logs and the CLI.
@@ -121,6 +165,7 @@ class ApplianceConfig:
     roles: tuple[Role, ...] = ()
     portal: PortalConfig = PortalConfig()
     realms: tuple[Realm, ...] = ()
+    posture: PostureConfig = PostureConfig()
 
     def realm(self, name: str) -> Realm | None:
         for realm in self.realms:

@@ -15,6 +15,13 @@ from typing import Any
 
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.policy.posture import (
+    PostureReport,
+    Recommendation,
+    RemediationItem,
+    ReportedAttribute,
+    Verdict,
+)
 from netaccess.store.errors import StoreError
 from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 
@@ -257,6 +264,83 @@ class Store:
                 ),
             )
             return cursor.rowcount == 1
+
+    def add_posture_reports(self, reports: Sequence[PostureReport]) -> None:
+        """Keep finished posture sessions, in one transaction (the server batches them)."""
+        if not reports:
+            return
+        with self._transaction(
+            f"recording {len(reports)} posture reports", "BEGIN IMMEDIATE"
+        ) as db:
+            db.executemany(
+                "INSERT INTO posture_reports (ip, mac, user, started_at, finished_at, verdict,"
+                " recommendation, reasons, remediation, attributes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.ip,
+                        r.mac,
+                        r.user,
+                        r.started_at,
+                        r.finished_at,
+                        r.verdict.value,
+                        r.recommendation.value,
+                        json.dumps(list(r.reasons)),
+                        json.dumps([[item.text, item.link] for item in r.remediation]),
+                        json.dumps(
+                            [
+                                [
+                                    a.component_vendor,
+                                    a.component_subtype,
+                                    a.vendor,
+                                    a.type,
+                                    a.name,
+                                    a.value,
+                                ]
+                                for a in r.attributes
+                            ],
+                            separators=(",", ":"),
+                        ),
+                    )
+                    for r in reports
+                ],
+            )
+
+    def posture_reports(
+        self, *, mac: str | None = None, ip: str | None = None, limit: int = 20
+    ) -> list[PostureReport]:
+        """The newest reports first, of one endpoint (by MAC or IP) or of all."""
+        where, arguments = "", []
+        if mac is not None:
+            where, arguments = " WHERE mac = ?", [mac]
+        elif ip is not None:
+            where, arguments = " WHERE ip = ?", [ip]
+        with _database_errors(f"reading posture reports from {self._where}"):
+            rows = self._connection.execute(
+                "SELECT id, ip, mac, user, started_at, finished_at, verdict, recommendation,"
+                " reasons, remediation, attributes FROM posture_reports"
+                f"{where} ORDER BY finished_at DESC, id DESC LIMIT ?",
+                [*arguments, limit],
+            ).fetchall()
+        return [
+            PostureReport(
+                ip=str(r[1]),
+                mac=None if r[2] is None else str(r[2]),
+                user=None if r[3] is None else str(r[3]),
+                started_at=float(r[4]),
+                finished_at=float(r[5]),
+                verdict=Verdict(r[6]),
+                recommendation=Recommendation(r[7]),
+                reasons=tuple(str(reason) for reason in json.loads(r[8])),
+                remediation=tuple(RemediationItem(str(t), str(k)) for t, k in json.loads(r[9])),
+                attributes=tuple(
+                    ReportedAttribute(int(a[0]), int(a[1]), int(a[2]), int(a[3]), str(a[4]), a[5])
+                    for a in json.loads(r[10])
+                ),
+                id=int(r[0]),
+            )
+            for r in rows
+        ]
 
     def agent_builds(self) -> list[AgentBuild]:
         """Every build, newest first."""

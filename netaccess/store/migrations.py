@@ -104,6 +104,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        5,
+        "posture reports: every finished PT-TLS session, its attributes and its verdict",
+        """
+        CREATE TABLE posture_reports (
+            id             INTEGER PRIMARY KEY,
+            ip             TEXT NOT NULL,
+            mac            TEXT,
+            user           TEXT,
+            started_at     REAL NOT NULL,
+            finished_at    REAL NOT NULL,
+            verdict        TEXT NOT NULL,
+            recommendation TEXT NOT NULL,
+            reasons        TEXT NOT NULL,
+            remediation    TEXT NOT NULL,
+            attributes     TEXT NOT NULL
+        );
+        CREATE INDEX posture_reports_by_mac ON posture_reports (mac, finished_at);
+        CREATE INDEX posture_reports_by_ip ON posture_reports (ip, finished_at);
+        """,
+    ),
 )
 
 

@@ -194,14 +194,14 @@ def test_unknown_key_is_reported_with_its_line_and_the_known_keys() -> None:
 def test_unknown_table_is_reported_at_its_header() -> None:
     assert the_problem("[daemon]\n\n[detecton]\nenabled = true\n") == (
         "appliance.toml:3: detecton: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, portal, realms, roles)"
+        "interfaces, portal, posture, realms, roles)"
     )
 
 
 def test_unknown_array_of_tables_is_reported_at_its_first_header() -> None:
     assert the_problem('\n[[widgets]]\nname = "a"\n') == (
         "appliance.toml:2: widgets: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, portal, realms, roles)"
+        "interfaces, portal, posture, realms, roles)"
     )
 
 
@@ -480,3 +480,22 @@ def test_a_realm_declared_twice_is_an_error() -> None:
     text = '[[realms]]\nname = "a"\nrole = "full"\n[[realms]]\nname = "a"\nrole = "full"\n'
     with pytest.raises(ConfigError, match="declared twice"):
         load_config_text(text, SOURCE)
+
+
+def test_posture_sign_in_needs_a_declared_realm() -> None:
+    assert the_problem('[posture]\nauthentication = "plain"\nrealm = "guests"\n') == (
+        'appliance.toml:3: posture.realm: unknown realm "guests"'
+    )
+
+
+def test_posture_client_certificates_need_their_ca() -> None:
+    assert the_problem('[posture]\nclient_certificates = "required"\n') == (
+        "appliance.toml:1: posture.client_ca: client certificates need the CA that signs "
+        "them: give client_ca"
+    )
+
+
+def test_posture_authentication_is_one_of_its_choices() -> None:
+    assert the_problem('[posture]\nauthentication = "kerberos"\n') == (
+        'appliance.toml:2: posture.authentication: expected one of "none", "plain", got "kerberos"'
+    )

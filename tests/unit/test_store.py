@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.policy.posture import (
+    PostureReport,
+    Recommendation,
+    RemediationItem,
+    ReportedAttribute,
+    Verdict,
+)
 from netaccess.store import Store, StoreError
 
 MAC_A = "02:00:00:00:00:0a"
@@ -233,3 +240,26 @@ def test_closed_store_raises_store_error(store: Store) -> None:
     store.close()
     with pytest.raises(StoreError):
         store.load_endpoints()
+
+
+def test_posture_reports_round_trip_newest_first_per_endpoint(store: Store) -> None:
+    packages = ReportedAttribute(0, 1, 0, 7, "installed packages", [["bash", "5.2.15-2+b2"]])
+    first = PostureReport(
+        ip="10.0.0.5",
+        mac=MAC_A,
+        user="alice@staff",
+        started_at=10.0,
+        finished_at=11.0,
+        verdict=Verdict.MINOR_NONCOMPLIANCE,
+        recommendation=Recommendation.QUARANTINED,
+        attributes=(packages,),
+        reasons=("IP forwarding is enabled",),
+        remediation=(RemediationItem("Turn off IP forwarding", "https://portal/help"),),
+    )
+    second = replace(first, started_at=20.0, finished_at=21.0, verdict=Verdict.COMPLIANT)
+    other = replace(first, ip="10.0.0.9", mac=None, finished_at=30.0)
+    store.add_posture_reports([first, second, other])
+    kept = store.posture_reports(mac=MAC_A)
+    assert [replace(r, id=None) for r in kept] == [second, first]
+    assert [r.ip for r in store.posture_reports()] == ["10.0.0.9", "10.0.0.5", "10.0.0.5"]
+    assert store.posture_reports(ip="10.0.0.9", limit=1)[0].mac is None
