@@ -12,7 +12,8 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -34,9 +35,11 @@ from netaccess.io.http_server import (
 )
 from netaccess.io.inventory import Inventory
 from netaccess.io.portal import Portal
+from netaccess.io.posture import PostureServer
 from netaccess.io.privileges import PrivilegeError, become
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure
-from netaccess.io.tls import TlsSetupError, self_signed, server_context
+from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
+from netaccess.policy.imv_os import OsImv
 from netaccess.proto.http import HttpLimits
 from netaccess.store import Store, StoreError
 
@@ -98,7 +101,21 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
             portal = Portal(config, appliance.inventory, appliance.store, agents=appliance.agents)
             portal_http = _portal_server(config, portal.handle_http, "portal-http")
             portal_https = _portal_server(config, portal.handle_https, "portal-https")
-            tls = _portal_tls(config)
+            certificate = _portal_certificate(config)
+            tls = _tls(lambda: server_context(*certificate))
+            posture_tls = _tls(
+                lambda: posture_context(
+                    *certificate,
+                    client_certificates=config.posture.client_certificates.value,
+                    client_ca=config.posture.client_ca,
+                )
+            )
+            posture = PostureServer(
+                config.posture,
+                appliance.store,
+                lambda: [OsImv(request_packages=config.posture.request_packages)],
+                appliance.inventory.mac_at,
+            )
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
@@ -131,8 +148,10 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                         for listener in open_listeners([listeners.pop(0)])
                     ]
                     await services.start(portal_https.serve, https_listeners)
-                    for held in listeners:
-                        services.start_soon(_refuse_connections, held)
+                    await services.start(
+                        posture.serve,
+                        [TlsListener(plain, posture_tls) for plain in open_listeners(listeners)],
+                    )
                     control = ControlServer(
                         config.daemon.control_socket,
                         PeerPolicy(config.daemon.admin_group),
@@ -195,33 +214,29 @@ def _portal_server(config: ApplianceConfig, handler: Handler, name: str) -> Http
     )
 
 
-def _portal_tls(config: ApplianceConfig) -> ssl.SSLContext:
+def _portal_certificate(config: ApplianceConfig) -> tuple[Path, Path]:
+    """(certificate, key) of the portal, which PT-TLS serves too: the configured ones, or a
+    self-signed pair for the portal's hostname made at first start."""
     settings = config.portal
+    if settings.tls_certificate is not None and settings.tls_key is not None:
+        return settings.tls_certificate, settings.tls_key
     try:
-        if settings.tls_certificate is not None and settings.tls_key is not None:
-            return server_context(settings.tls_certificate, settings.tls_key)
-        where = config.daemon.state_dir / "tls"
-        return server_context(*self_signed(where, settings.hostname))
+        return self_signed(config.daemon.state_dir / "tls", settings.hostname)
     except (TlsSetupError, OSError) as exc:
         raise StartupError(f"portal TLS: {exc}") from None
+
+
+def _tls(make: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    try:
+        return make()
+    except (TlsSetupError, OSError) as exc:
+        raise StartupError(f"TLS: {exc}") from None
 
 
 async def _reconcile_periodically(config: ApplianceConfig, enforcer: EnforcerLink) -> None:
     while True:
         await trio.sleep(config.enforcement.reconcile_interval)
         enforcer.request_reconcile()
-
-
-async def _refuse_connections(listener: socket.socket) -> None:
-    """PT-TLS has no server yet: accept and close, so clients fail fast."""
-    listener.setblocking(False)
-    sock = trio.socket.from_stdlib_socket(listener)
-    try:
-        while True:
-            conn, _ = await sock.accept()
-            conn.close()
-    finally:
-        sock.close()
 
 
 async def _drain(config: ApplianceConfig, inventory: Inventory) -> None:

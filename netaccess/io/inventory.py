@@ -77,6 +77,10 @@ class Inventory:
         mac = self._ip_owner.get(ip)
         return None if mac is None else self._endpoints.get(mac)
 
+    def mac_at(self, ip: str) -> str | None:
+        """The MAC of the endpoint that holds `ip`, if any."""
+        return self._ip_owner.get(ip)
+
     @property
     def pending_writes(self) -> int:
         return len(self._pending)

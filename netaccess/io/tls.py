@@ -37,6 +37,35 @@ def server_context(certificate: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
+def posture_context(
+    certificate: Path,
+    key: Path,
+    *,
+    client_certificates: str = "none",
+    client_ca: Path | None = None,
+) -> ssl.SSLContext:
+    """A server context for PT-TLS (RFC 6876 §3.4: TLS 1.2 or later), with the portal's
+    certificate; client_certificates "optional" or "required" checks them against
+    client_ca."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(certificate, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsSetupError(f"TLS certificate {certificate} with key {key}: {exc}") from exc
+    if client_certificates != "none":
+        if client_ca is None:
+            raise TlsSetupError("client certificates need client_ca")
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsSetupError(f"client CA {client_ca}: {exc}") from exc
+        context.verify_mode = (
+            ssl.CERT_REQUIRED if client_certificates == "required" else ssl.CERT_OPTIONAL
+        )
+    return context
+
+
 def self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
     """(certificate, key) for `hostname` in `directory`, made on first use and kept; made
     again if the kept one names another host or is about to expire."""

@@ -1,0 +1,240 @@
+"""The verifier side of a posture session: IMVs (Integrity Measurement Verifiers) and the
+assessment that routes PA-TNC messages to them and turns their evaluations into the
+server's next PB-TNC batch (SDATA while an IMV asks for more, RESULT when all are done).
+
+An IMV registers for (vendor, subtype) pairs (RFC 5792 §4.1's component types) and gets
+every PA-TNC message for them; it may answer with attributes for the collector (an
+Attribute Request, say) and is asked for its evaluation at the end. Pure: no clock and no
+I/O; the PT-TLS server (netaccess.io.posture) drives it, and remote IMVs are wrapped there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from netaccess.policy.posture import (
+    Recommendation,
+    RemediationItem,
+    ReportedAttribute,
+    Verdict,
+)
+from netaccess.proto.tnc.errors import PaTncError
+from netaccess.proto.tnc.pa import (
+    PaAttribute,
+    PaMessage,
+    RawAttribute,
+    SkippedAttribute,
+    attribute_key,
+    error_attribute_for,
+    pull_pa_message,
+    push_pa_message,
+)
+from netaccess.proto.tnc.pb import (
+    ANY_VALIDATOR,
+    AccessRecommendation,
+    AssessmentResult,
+    BatchType,
+    PbAccessRecommendation,
+    PbAssessmentResult,
+    PbBatch,
+    PbMessage,
+    PbPa,
+    PbReasonString,
+    PbRemediationString,
+    PbRemediationUri,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PaDelivery:
+    """A PA-TNC message from the IMC `collector_id` about component (vendor, subtype)."""
+
+    vendor: int
+    subtype: int
+    collector_id: int
+    message: PaMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PaReply:
+    """Attributes an IMV sends back to the IMC that wrote `to`."""
+
+    to: PaDelivery
+    attributes: tuple[PaAttribute, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImvEvaluation:
+    verdict: Verdict
+    recommendation: Recommendation
+    reasons: tuple[str, ...] = ()
+    remediation: tuple[RemediationItem, ...] = ()
+
+
+COMPLIANT = ImvEvaluation(Verdict.COMPLIANT, Recommendation.ALLOWED)
+
+
+class ImvSession(Protocol):
+    """One IMV's state within one posture session."""
+
+    def receive(self, delivery: PaDelivery) -> Sequence[PaReply]:
+        """Take a message; return what to send back (nothing: this IMV is satisfied)."""
+        ...
+
+    def evaluate(self) -> ImvEvaluation | None:
+        """The IMV's judgement once nobody asks for more; None if it had nothing to judge
+        (no IMC of its component reported), so it does not weigh in."""
+        ...
+
+
+class Imv(Protocol):
+    name: str
+    subscriptions: frozenset[tuple[int, int]]  # (vendor, subtype)
+
+    def open(self) -> ImvSession: ...
+
+
+_VERDICTS = {
+    Verdict.COMPLIANT: AssessmentResult.COMPLIANT,
+    Verdict.MINOR_NONCOMPLIANCE: AssessmentResult.MINOR_NONCOMPLIANCE,
+    Verdict.MAJOR_NONCOMPLIANCE: AssessmentResult.MAJOR_NONCOMPLIANCE,
+    Verdict.ERROR: AssessmentResult.ERROR,
+    Verdict.DONT_KNOW: AssessmentResult.DONT_KNOW,
+}
+_RECOMMENDATIONS = {
+    Recommendation.ALLOWED: AccessRecommendation.ALLOWED,
+    Recommendation.QUARANTINED: AccessRecommendation.QUARANTINED,
+    Recommendation.NO_ACCESS: AccessRecommendation.NO_ACCESS,
+}
+_VERDICT_ORDER = list(Verdict)  # worst first
+_RECOMMENDATION_ORDER = list(Recommendation)  # most restrictive first
+# A session that keeps asking (an IMV that never settles) ends after this many rounds.
+MAX_ROUNDS = 8
+
+
+def combine(evaluations: Sequence[ImvEvaluation]) -> ImvEvaluation:
+    """The session's evaluation: the worst verdict and the most restrictive recommendation
+    any IMV gave, with every reason and remediation item; compliant if none weighed in."""
+    if not evaluations:
+        return COMPLIANT
+    verdict = min((e.verdict for e in evaluations), key=_VERDICT_ORDER.index)
+    recommendation = min((e.recommendation for e in evaluations), key=_RECOMMENDATION_ORDER.index)
+    return ImvEvaluation(
+        verdict,
+        recommendation,
+        tuple(reason for e in evaluations for reason in e.reasons),
+        tuple(item for e in evaluations for item in e.remediation),
+    )
+
+
+class PostureAssessment:
+    """Routes one session's PA-TNC messages to the IMVs and writes the server's answers.
+
+    `imvs` get validator ids 0, 1, ... in order (PB-PA's Posture Validator Identifier,
+    RFC 5793 §4.5). Every attribute received is kept in `attributes` for the report.
+    """
+
+    def __init__(self, imvs: Sequence[Imv]) -> None:
+        self._imvs = [(validator_id, imv, imv.open()) for validator_id, imv in enumerate(imvs)]
+        self.attributes: list[ReportedAttribute] = []
+        self.evaluation: ImvEvaluation | None = None
+        self.rounds = 0
+        self._next_message_id = 0
+
+    def answer(self, batch: PbBatch) -> PbBatch:
+        """The server's batch after the client's `batch` (CDATA or CRETRY): SDATA with the
+        IMVs' questions, or RESULT when none has any (or after MAX_ROUNDS)."""
+        self.rounds += 1
+        replies: list[tuple[int, PaReply]] = []
+        for message in batch.messages:
+            if isinstance(message, PbPa):
+                replies.extend(self._deliver(message))
+        if replies and self.rounds < MAX_ROUNDS:
+            return PbBatch(BatchType.SDATA, tuple(self._pb_pa(i, r) for i, r in replies))
+        return self._result()
+
+    def _deliver(self, message: PbPa) -> list[tuple[int, PaReply]]:
+        try:
+            pa = pull_pa_message(message.body)
+        except PaTncError as exc:  # RFC 5792 §4.2.8: tell the collector what was wrong
+            refused = PaDelivery(
+                message.vendor, message.subtype, message.collector_id, PaMessage(0)
+            )
+            return [(ANY_VALIDATOR, PaReply(refused, (error_attribute_for(exc),)))]
+        delivery = PaDelivery(message.vendor, message.subtype, message.collector_id, pa)
+        for attribute in pa.attributes:
+            self.attributes.append(reported(message.vendor, message.subtype, attribute))
+        replies: list[tuple[int, PaReply]] = []
+        for validator_id, imv, session in self._imvs:
+            if (message.vendor, message.subtype) not in imv.subscriptions:
+                continue
+            if message.exclusive and message.validator_id not in (validator_id, ANY_VALIDATOR):
+                continue
+            replies.extend((validator_id, reply) for reply in session.receive(delivery))
+        return replies
+
+    def _pb_pa(self, validator_id: int, reply: PaReply) -> PbPa:
+        self._next_message_id += 1
+        body = push_pa_message(PaMessage(self._next_message_id, reply.attributes))
+        return PbPa(
+            reply.to.vendor,
+            reply.to.subtype,
+            body,
+            collector_id=reply.to.collector_id,
+            validator_id=validator_id,
+            exclusive=True,
+        )
+
+    def _result(self) -> PbBatch:
+        evaluations = [e for _, _, session in self._imvs if (e := session.evaluate()) is not None]
+        evaluation = combine(evaluations)
+        self.evaluation = evaluation
+        messages: list[PbMessage] = [
+            PbAssessmentResult(_VERDICTS[evaluation.verdict]),
+            PbAccessRecommendation(_RECOMMENDATIONS[evaluation.recommendation]),
+        ]
+        if evaluation.reasons:
+            messages.append(PbReasonString("; ".join(evaluation.reasons), "en"))
+        for item in evaluation.remediation:
+            if item.link:
+                messages.append(PbRemediationUri(item.link))
+            if item.text:
+                messages.append(PbRemediationString(item.text, "en"))
+        return PbBatch(BatchType.RESULT, tuple(messages))
+
+
+def reported(vendor: int, subtype: int, attribute: PaAttribute) -> ReportedAttribute:
+    """An attribute as the report keeps it: its class name and its fields as JSON data."""
+    fields = _json_value(attribute)
+    assert isinstance(fields, dict)
+    fields.pop("noskip", None)
+    key_vendor, key_type = _key_of(attribute)
+    return ReportedAttribute(
+        vendor, subtype, key_vendor, key_type, type(attribute).__name__, fields
+    )
+
+
+def _key_of(attribute: PaAttribute) -> tuple[int, int]:
+    if isinstance(attribute, SkippedAttribute | RawAttribute):
+        return attribute.vendor, attribute.type
+    key = attribute_key(type(attribute))
+    return key.vendor, key.type
+
+
+def _json_value(value: object) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_json_value(item) for item in value]
+    return value
