@@ -292,6 +292,53 @@ def agent_list(ctx: click.Context, as_json: bool) -> None:
 
 
 @main.group()
+def posture() -> None:
+    """Posture reports from endpoint agents (PT-TLS sessions)."""
+
+
+@posture.command("reports")
+@click.option("--mac", help="Only this endpoint's reports.")
+@click.option("--ip", help="Only reports from this address.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--attributes", is_flag=True, help="Include every attribute (with --json).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def posture_reports(
+    ctx: click.Context,
+    mac: str | None,
+    ip: str | None,
+    limit: int,
+    attributes: bool,
+    as_json: bool,
+) -> None:
+    """List posture reports, newest first."""
+    arguments: dict[str, object] = {"limit": limit, "attributes": attributes and as_json}
+    if mac is not None:
+        arguments["mac"] = mac
+    if ip is not None:
+        arguments["ip"] = ip
+    found = call(ctx, "posture.reports", **arguments)
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [
+            r["finished"],
+            r["ip"],
+            r["mac"] or "-",
+            r["user"] or "-",
+            r["verdict"],
+            r["recommendation"],
+            str(r["attribute_count"]),
+            "; ".join(r["reasons"]) or "-",
+        ]
+        for r in found
+    ]
+    headers = ["FINISHED", "IP", "MAC", "USER", "VERDICT", "ACCESS", "ATTRS", "REASONS"]
+    click.echo(render_table(headers, rows))
+
+
+@main.group()
 def roles() -> None:
     """Roles and what they may reach."""
 

@@ -29,6 +29,7 @@ OPS = frozenset(
         "users.list",
         "agent.publish",
         "agent.list",
+        "posture.reports",
     }
 )
 

@@ -19,6 +19,7 @@ from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUn
 from netaccess.io.inventory import Inventory
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
+from netaccess.policy.posture import PostureReport
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
 
@@ -67,6 +68,8 @@ class Appliance:
                 result = await self.publish_agent(args)
             case "agent.list":
                 result = [agent_view(build) for build in self.agents.builds()]
+            case "posture.reports":
+                result = self.posture_reports(args)
             case "users.list":
                 result = [
                     {"realm": r, "user": u, "created": iso_time(c), "updated": iso_time(m)}
@@ -75,6 +78,20 @@ class Appliance:
             case _:
                 raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
         return Response.success(request.id, result)
+
+    def posture_reports(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        """The newest posture reports, of one endpoint (mac or ip) or of all."""
+        mac, ip, limit = args.get("mac"), args.get("ip"), args.get("limit", 20)
+        if mac is not None and not isinstance(mac, str):
+            raise ControlError(ErrorCode.BAD_REQUEST, "mac: expected a string")
+        if ip is not None and not isinstance(ip, str):
+            raise ControlError(ErrorCode.BAD_REQUEST, "ip: expected a string")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ControlError(ErrorCode.BAD_REQUEST, "limit: expected 1 to 1000")
+        if mac is not None:
+            mac = self._mac(mac)
+        reports = self.store.posture_reports(mac=mac, ip=ip, limit=limit)
+        return [posture_view(r, attributes=bool(args.get("attributes"))) for r in reports]
 
     def status(self) -> dict[str, Any]:
         return {
@@ -191,6 +208,34 @@ class Appliance:
             return parse_mac(raw)
         except InvalidMac as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+
+
+def posture_view(report: PostureReport, *, attributes: bool) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": report.id,
+        "ip": report.ip,
+        "mac": report.mac,
+        "user": report.user,
+        "started": iso_time(report.started_at),
+        "finished": iso_time(report.finished_at),
+        "verdict": report.verdict.value,
+        "recommendation": report.recommendation.value,
+        "reasons": list(report.reasons),
+        "remediation": [{"text": r.text, "link": r.link} for r in report.remediation],
+        "attribute_count": len(report.attributes),
+    }
+    if attributes:
+        view["attributes"] = [
+            {
+                "component": [a.component_vendor, a.component_subtype],
+                "vendor": a.vendor,
+                "type": a.type,
+                "name": a.name,
+                "value": a.value,
+            }
+            for a in report.attributes
+        ]
+    return view
 
 
 def agent_view(build: AgentBuild) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from netaccess.proto.tnc.pb import (
 # A client's first batch, by hand from RFC 5793 §4.1, §4.2, §4.5 and §4.10.
 CDATA = bytes.fromhex(
     "02 000001 0000003f"  # version 2, D=0, CDATA, 63 bytes
-    "80 000000 00000006 0000001f"  # NOSKIP, IETF, Language-Preference, 12 + 19
+    "00 000000 00000006 0000001f"  # IETF, Language-Preference (no NOSKIP), 12 + 19
     + b"Accept-Language: en".hex()
     + "80 000000 00000001 00000018"  # NOSKIP, IETF, PB-PA, 12 + 12
     "00 000000 00000001 0001 ffff"  # not exclusive, IETF, subtype OS, IMC 1, any IMV
@@ -47,9 +47,9 @@ RESULT = bytes.fromhex(
     "02 800003 00000061"  # version 2, D=1, RESULT, 97 bytes
     "80 000000 00000002 00000010 00000002"  # Assessment-Result: major non-compliance
     "00 000000 00000003 00000010 0000 0003"  # Access-Recommendation (no NOSKIP): quarantined
-    "80 000000 00000004 00000023 00 000000 00000001"  # Remediation-Parameters, IETF URI
+    "00 000000 00000004 00000023 00 000000 00000001"  # Remediation-Parameters (no NOSKIP), URI
     + b"https://p.test/".hex()
-    + "80 000000 00000007 00000016 00000003"  # Reason-String, 3 bytes
+    + "00 000000 00000007 00000016 00000003"  # Reason-String (no NOSKIP), 3 bytes
     + b"bad".hex()
     + "02"
     + b"en".hex()

@@ -187,7 +187,8 @@ class PbLanguagePreference:
 
 @dataclass(frozen=True, slots=True)
 class PbReasonString:
-    """§4.11: why the decision was taken, for the user, with its language."""
+    """§4.11: why the decision was taken, for the user, with its language. Sent without
+    NOSKIP."""
 
     reason: str
     language: str = ""
@@ -447,6 +448,11 @@ def push_pb_message(message: PbMessage) -> bytes:
 
 
 def _encode_value(message: PbMessage) -> tuple[MessageType, bool, bytes]:
+    """(type, NOSKIP, value). NOSKIP is set only where the receiver must understand the
+    message: PB-PA, Assessment-Result and PB-Error. Access-Recommendation, Remediation-
+    Parameters, Reason-String and Language-Preference go without it: strongSwan refuses
+    them with it ("must not have NOSKIP flag set"), and a broker that cannot use them
+    loses nothing of the decision."""
     out = Writer()
     if isinstance(message, PbPa):
         out.push_uint8(EXCLUSIVE if message.exclusive else 0)
@@ -475,7 +481,7 @@ def _encode_value(message: PbMessage) -> tuple[MessageType, bool, bytes]:
         out.push_uint24(vendor, "remediation vendor")
         out.push_uint32(rp_type, "remediation type")
         out.push_bytes(value)
-        return MessageType.REMEDIATION_PARAMETERS, True, out.data()
+        return MessageType.REMEDIATION_PARAMETERS, False, out.data()
     if isinstance(message, PbError):
         out.push_uint8(FATAL if message.fatal else 0)
         out.push_uint24(message.vendor, "error vendor")
@@ -491,13 +497,13 @@ def _encode_value(message: PbMessage) -> tuple[MessageType, bool, bytes]:
         return MessageType.ERROR, True, out.data()
     if isinstance(message, PbLanguagePreference):
         try:
-            return MessageType.LANGUAGE_PREFERENCE, True, message.value.encode("ascii")
+            return MessageType.LANGUAGE_PREFERENCE, False, message.value.encode("ascii")
         except UnicodeEncodeError:
             raise LocalProtocolError("a language preference must be ASCII") from None
     if isinstance(message, PbReasonString):
         return (
             MessageType.REASON_STRING,
-            True,
+            False,
             _text_with_language(message.reason, message.language),
         )
     raise LocalProtocolError(f"cannot send {type(message).__name__}")
