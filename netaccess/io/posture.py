@@ -131,6 +131,7 @@ class PostureServer:
             why = f"connection lost: {exc or type(exc).__name__}"
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await assessment.close()
                 await trio.aclose_forcefully(stream)
         evaluation = assessment.evaluation
         if evaluation is None:
@@ -255,7 +256,7 @@ class PostureServer:
         if batch.type is BatchType.CLOSE:
             return True
         if batch.type in (BatchType.CDATA, BatchType.CRETRY):
-            await _send(stream, pt.send_batch(pb.send(assessment.answer(batch))))
+            await _send(stream, pt.send_batch(pb.send(await assessment.answer(batch))))
         return False
 
     async def _write_reports(self) -> None:

@@ -80,15 +80,21 @@ COMPLIANT = ImvEvaluation(Verdict.COMPLIANT, Recommendation.ALLOWED)
 
 
 class ImvSession(Protocol):
-    """One IMV's state within one posture session."""
+    """One IMV's state within one posture session. Async so that an IMV elsewhere (a
+    remote IMV server, netaccess.io.remote_imv) fits the same shape; local ones just
+    return."""
 
-    def receive(self, delivery: PaDelivery) -> Sequence[PaReply]:
+    async def receive(self, delivery: PaDelivery) -> Sequence[PaReply]:
         """Take a message; return what to send back (nothing: this IMV is satisfied)."""
         ...
 
-    def evaluate(self) -> ImvEvaluation | None:
+    async def evaluate(self) -> ImvEvaluation | None:
         """The IMV's judgement once nobody asks for more; None if it had nothing to judge
         (no IMC of its component reported), so it does not weigh in."""
+        ...
+
+    async def close(self) -> None:
+        """The session is over (also when it failed half-way)."""
         ...
 
 
@@ -146,19 +152,23 @@ class PostureAssessment:
         self.rounds = 0
         self._next_message_id = 0
 
-    def answer(self, batch: PbBatch) -> PbBatch:
+    async def answer(self, batch: PbBatch) -> PbBatch:
         """The server's batch after the client's `batch` (CDATA or CRETRY): SDATA with the
         IMVs' questions, or RESULT when none has any (or after MAX_ROUNDS)."""
         self.rounds += 1
         replies: list[tuple[int, PaReply]] = []
         for message in batch.messages:
             if isinstance(message, PbPa):
-                replies.extend(self._deliver(message))
+                replies.extend(await self._deliver(message))
         if replies and self.rounds < MAX_ROUNDS:
             return PbBatch(BatchType.SDATA, tuple(self._pb_pa(i, r) for i, r in replies))
-        return self._result()
+        return await self._result()
 
-    def _deliver(self, message: PbPa) -> list[tuple[int, PaReply]]:
+    async def close(self) -> None:
+        for _, _, session in self._imvs:
+            await session.close()
+
+    async def _deliver(self, message: PbPa) -> list[tuple[int, PaReply]]:
         try:
             pa = pull_pa_message(message.body)
         except PaTncError as exc:  # RFC 5792 §4.2.8: tell the collector what was wrong
@@ -175,7 +185,7 @@ class PostureAssessment:
                 continue
             if message.exclusive and message.validator_id not in (validator_id, ANY_VALIDATOR):
                 continue
-            replies.extend((validator_id, reply) for reply in session.receive(delivery))
+            replies.extend((validator_id, reply) for reply in await session.receive(delivery))
         return replies
 
     def _pb_pa(self, validator_id: int, reply: PaReply) -> PbPa:
@@ -190,8 +200,12 @@ class PostureAssessment:
             exclusive=True,
         )
 
-    def _result(self) -> PbBatch:
-        evaluations = [e for _, _, session in self._imvs if (e := session.evaluate()) is not None]
+    async def _result(self) -> PbBatch:
+        evaluations = []
+        for _, _, session in self._imvs:
+            evaluation = await session.evaluate()
+            if evaluation is not None:
+                evaluations.append(evaluation)
         evaluation = combine(evaluations)
         self.evaluation = evaluation
         messages: list[PbMessage] = [

@@ -69,7 +69,7 @@ class OsImvSession:
             self.packages,
         )
 
-    def receive(self, delivery: PaDelivery) -> Sequence[PaReply]:
+    async def receive(self, delivery: PaDelivery) -> Sequence[PaReply]:
         self.heard = True
         for attribute in delivery.message.attributes:
             if isinstance(attribute, ProductInformation):
@@ -96,7 +96,7 @@ class OsImvSession:
             return [PaReply(delivery, (request,))]
         return []
 
-    def evaluate(self) -> ImvEvaluation | None:
+    async def evaluate(self) -> ImvEvaluation | None:
         if not self.heard:
             return None
         reasons: list[str] = []
@@ -117,3 +117,6 @@ class OsImvSession:
             Recommendation.ALLOWED if verdict is Verdict.COMPLIANT else Recommendation.QUARANTINED
         )
         return ImvEvaluation(verdict, recommendation, tuple(reasons), tuple(remediation))
+
+    async def close(self) -> None:
+        pass

@@ -169,7 +169,7 @@ async def test_a_client_without_credentials_cannot_pass_a_server_that_wants_them
         await session(srv, {})
 
 
-async def test_a_session_that_stalls_mid_way_is_closed_at_the_message_timeout(
+async def test_a_session_that_stalls_mid_batch_is_closed_at_the_message_timeout(
     store: Store, autojump_clock: trio.testing.MockClock
 ) -> None:
     srv = server(store, message_timeout=5.0)
@@ -178,6 +178,10 @@ async def test_a_session_that_stalls_mid_way_is_closed_at_the_message_timeout(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(srv.serve_session, server_stream, IP)
         await client_stream.send_all(bytes.fromhex("00000000 00000001 00000014 00000000 00010101"))
+        # The first PB-TNC batch message: its header promises 100 bytes, 30 come.
+        await client_stream.send_all(
+            bytes.fromhex("00000000 00000007 00000064 00000001") + bytes(14)
+        )
         answer = b""
         with trio.move_on_after(60):
             while chunk := await client_stream.receive_some(65536):
