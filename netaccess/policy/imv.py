@@ -25,6 +25,7 @@ from netaccess.policy.posture import (
 )
 from netaccess.proto.tnc.errors import PaTncError
 from netaccess.proto.tnc.pa import (
+    InstalledPackages,
     PaAttribute,
     PaMessage,
     RawAttribute,
@@ -223,10 +224,15 @@ class PostureAssessment:
 
 
 def reported(vendor: int, subtype: int, attribute: PaAttribute) -> ReportedAttribute:
-    """An attribute as the report keeps it: its class name and its fields as JSON data."""
-    fields = _json_value(attribute)
-    assert isinstance(fields, dict)
-    fields.pop("noskip", None)
+    """An attribute as the report keeps it: its class name and its fields as JSON data.
+    Installed packages are [name, version] pairs (hundreds of them: the generic walk cost
+    more than decoding them)."""
+    if isinstance(attribute, InstalledPackages):
+        fields: Any = {"packages": [[p.name, p.version] for p in attribute.packages]}
+    else:
+        fields = _json_value(attribute)
+        assert isinstance(fields, dict)
+        fields.pop("noskip", None)
     key_vendor, key_type = _key_of(attribute)
     return ReportedAttribute(
         vendor, subtype, key_vendor, key_type, type(attribute).__name__, fields

@@ -413,7 +413,7 @@ def _encode_utf8(text: str, what: str, max_size: int | None = None) -> bytes:
 
 def pull_string8(buf: Buffer, what: str) -> str:
     """A UTF-8 string after an 8-bit length."""
-    size = buf.pull_uint8(f"{what} length")
+    size = buf.pull_uint8(what)  # `what` names the field only if this fails: no f-string
     return _decode_utf8(buf.pull_bytes(size, what))
 
 
@@ -643,15 +643,26 @@ def push_port_filter(attribute: PortFilter) -> bytes:
 
 def pull_installed_packages(value: bytes) -> InstalledPackages:
     """§4.2.7: `Reserved(16) Package Count(16)`, then per package a name and a version,
-    each after an 8-bit length (so at least 2 bytes a package)."""
+    each after an 8-bit length (so at least 2 bytes a package). The one large attribute
+    (~700 packages on a Debian desktop): walked with plain indexing, not the Buffer."""
     with value_buffer(value) as buf:
         buf.pull_uint16("reserved")
         count = pull_count(buf, "package count", min_entry_size=2)
-        packages = tuple(
-            Package(pull_string8(buf, "package name"), pull_string8(buf, "package version"))
-            for _ in range(count)
-        )
-        return InstalledPackages(packages)
+        data, at, end = value, buf.offset, len(value)
+        packages = []
+        for _ in range(count):
+            fields = []
+            for what in ("package name", "package version"):
+                if at >= end:
+                    raise _invalid(at, f"{what} length: the value ends at {end}")
+                size = data[at]
+                if at + 1 + size > end:
+                    raise _invalid(at, f"{what} of {size} bytes runs past the value's end")
+                fields.append(data[at + 1 : at + 1 + size].decode("utf-8", errors="replace"))
+                at += 1 + size
+            packages.append(Package(fields[0], fields[1]))
+        buf.offset = at
+        return InstalledPackages(tuple(packages))
 
 
 def push_installed_packages(attribute: InstalledPackages) -> bytes:
