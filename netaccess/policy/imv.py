@@ -108,8 +108,8 @@ class Imv(Protocol):
 
 _VERDICTS = {
     Verdict.COMPLIANT: AssessmentResult.COMPLIANT,
-    Verdict.MINOR_NONCOMPLIANCE: AssessmentResult.MINOR_NONCOMPLIANCE,
-    Verdict.MAJOR_NONCOMPLIANCE: AssessmentResult.MAJOR_NONCOMPLIANCE,
+    Verdict.MINOR_NONCOMPLIANCE: AssessmentResult.MINOR_NON_COMPLIANCE,
+    Verdict.MAJOR_NONCOMPLIANCE: AssessmentResult.MAJOR_NON_COMPLIANCE,
     Verdict.ERROR: AssessmentResult.ERROR,
     Verdict.DONT_KNOW: AssessmentResult.DONT_KNOW,
 }

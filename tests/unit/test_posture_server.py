@@ -126,7 +126,7 @@ async def test_ip_forwarding_gives_minor_non_compliance_with_reason_and_remediat
     srv = server(store, request_packages=False)
     facts = (*DEBIAN, ForwardingEnabled(ForwardingState.ENABLED))
     outcome = await session(srv, {OS: facts})
-    assert outcome.result is AssessmentResult.MINOR_NONCOMPLIANCE  # type: ignore[attr-defined]
+    assert outcome.result is AssessmentResult.MINOR_NON_COMPLIANCE  # type: ignore[attr-defined]
     assert outcome.recommendation is AccessRecommendation.QUARANTINED  # type: ignore[attr-defined]
     assert outcome.reasons == ("IP forwarding is enabled",)  # type: ignore[attr-defined]
     assert "ip_forward=0" in outcome.remediation[0]  # type: ignore[attr-defined]
@@ -137,7 +137,7 @@ async def test_ip_forwarding_gives_minor_non_compliance_with_reason_and_remediat
 async def test_a_factory_default_password_is_major_non_compliance(store: Store) -> None:
     srv = server(store, request_packages=False)
     outcome = await session(srv, {OS: (*DEBIAN, FactoryDefaultPasswordEnabled(True))})
-    assert outcome.result is AssessmentResult.MAJOR_NONCOMPLIANCE  # type: ignore[attr-defined]
+    assert outcome.result is AssessmentResult.MAJOR_NON_COMPLIANCE  # type: ignore[attr-defined]
 
 
 async def test_sasl_plain_admits_a_realm_user(store: Store) -> None:

@@ -67,7 +67,7 @@ def test_a_result_batch_decodes_to_its_messages() -> None:
     assert pull_pb_batch(RESULT) == PbBatch(
         BatchType.RESULT,
         (
-            PbAssessmentResult(AssessmentResult.MAJOR_NONCOMPLIANCE),
+            PbAssessmentResult(AssessmentResult.MAJOR_NON_COMPLIANCE),
             PbAccessRecommendation(AccessRecommendation.QUARANTINED),
             PbRemediationUri("https://p.test/"),
             PbReasonString("bad", "en"),

@@ -17,6 +17,8 @@ from netaccess.proto.errors import LocalProtocolError
 from netaccess.proto.tnc.buffer import Buffer, BufferUnderrun, Writer
 from netaccess.proto.tnc.errors import IETF_PEN, PbErrorCode, PbTncError
 
+from netaccess.proto.tnc.pa import AssessmentResultCode
+
 PB_VERSION = 2
 BATCH_HEADER = 8
 MESSAGE_HEADER = 12
@@ -52,14 +54,8 @@ class MessageType(enum.IntEnum):
     REASON_STRING = 7
 
 
-class AssessmentResult(enum.IntEnum):
-    """§4.6 (the same codes as PA-TNC's Assessment Result attribute)."""
-
-    COMPLIANT = 0
-    MINOR_NONCOMPLIANCE = 1
-    MAJOR_NONCOMPLIANCE = 2
-    ERROR = 3
-    DONT_KNOW = 4
+# §4.6's codes are PA-TNC's Assessment Result codes (RFC 5792 §4.2.9): one enum for both.
+AssessmentResult = AssessmentResultCode
 
 
 class AccessRecommendation(enum.IntEnum):
