@@ -16,7 +16,6 @@ from typing import NoReturn
 from netaccess.proto.errors import LocalProtocolError
 from netaccess.proto.tnc.buffer import Buffer, BufferUnderrun, Writer
 from netaccess.proto.tnc.errors import IETF_PEN, PbErrorCode, PbTncError
-
 from netaccess.proto.tnc.pa import AssessmentResultCode
 
 PB_VERSION = 2
