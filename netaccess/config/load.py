@@ -43,6 +43,8 @@ from netaccess.config.model import (
     PortalConfig,
     PostureAuthentication,
     PostureConfig,
+    RemoteImvConfig,
+    RemoteImvFailure,
 )
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
@@ -290,6 +292,7 @@ def _posture(table: TableReader, realms: tuple[Realm, ...]) -> PostureConfig:
             unit="bytes",
         ),
         request_packages=table.boolean("request_packages", default.request_packages),
+        remote_imvs=_remote_imvs(table),
     )
     if posture.authentication is PostureAuthentication.PLAIN and posture.realm not in {
         realm.name for realm in realms
@@ -298,6 +301,106 @@ def _posture(table: TableReader, realms: tuple[Realm, ...]) -> PostureConfig:
     if posture.client_certificates is not ClientCertificates.NONE and posture.client_ca is None:
         table.issue("client_ca", "client certificates need the CA that signs them: give client_ca")
     return posture
+
+
+_REMOTE_IMV_REQUIRED = ("name", "address", "port", "subscriptions", "certificate", "key", "ca")
+# PB-PA's all-ones vendor and subtype are wildcards (RFC 5793 §4.5), never a component.
+_MAX_PA_VENDOR = 0xFFFFFE
+_MAX_PA_SUBTYPE = 0xFFFFFFFE
+
+
+def _remote_imvs(posture: TableReader) -> tuple[RemoteImvConfig, ...]:
+    """`[[posture.remote_imvs]]`: remote IMV servers, in file order, each name once."""
+    found: dict[str, RemoteImvConfig] = {}
+    for table in posture.array_of_tables("remote_imvs"):
+        missing = [key for key in _REMOTE_IMV_REQUIRED if not table.has(key)]
+        if missing:
+            table.issue(
+                (), f"missing required key{'s' if len(missing) > 1 else ''} " + ", ".join(missing)
+            )
+        name = table.string(
+            "name", "", pattern=_REALM_NAME, expected="a name (a-z, 0-9, _ and -, at most 32)"
+        )
+        address = _host(table, "address", "")
+        port = table.integer("port", 0, min=1, max=65535, unit="a TCP port")
+        subscriptions = _subscriptions(table)
+        certificate = table.path("certificate", pathlib.Path("/"))
+        key = table.path("key", pathlib.Path("/"))
+        ca = table.path("ca", pathlib.Path("/"))
+        server_name = _host(table, "server_name", address)
+        timeout = table.number("timeout", 5.0, min=0, min_exclusive=True, max=60, unit="seconds")
+        on_failure = table.enum("on_failure", RemoteImvFailure.DONT_KNOW)
+        if name == "os":
+            table.issue("name", 'the built-in OS IMV is named "os": choose another name')
+            continue
+        if name in found:
+            table.issue("name", f"remote IMV {toml_string(name)} is declared twice")
+            continue
+        if missing or not name:
+            continue
+        found[name] = RemoteImvConfig(
+            name=name,
+            address=address,
+            port=port,
+            subscriptions=subscriptions,
+            certificate=certificate,
+            key=key,
+            ca=ca,
+            server_name=server_name,
+            timeout=timeout,
+            on_failure=on_failure,
+        )
+    return tuple(found.values())
+
+
+def _host(table: TableReader, key: str, default: str) -> str:
+    """A DNS name (lower case) or an IP address."""
+    value = table.raw(key)
+    if value is None:
+        return default
+    if isinstance(value, str):
+        if _HOSTNAME.fullmatch(value):
+            return value
+        with contextlib.suppress(ValueError):
+            return str(ipaddress.ip_address(value))
+    table.issue(key, f"expected a DNS name in lower case or an IP address, got {toml_repr(value)}")
+    return default
+
+
+def _subscriptions(table: TableReader) -> tuple[tuple[int, int], ...]:
+    """`subscriptions = [[0, 2], [32473, 1]]`: (vendor, subtype) pairs of PB-PA (RFC 5793
+    §4.5), vendor an SMI Private Enterprise Number."""
+    raw = table.raw("subscriptions")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw:
+        table.issue(
+            "subscriptions",
+            f"expected a list of at least one [vendor, subtype] pair, got {toml_repr(raw)}",
+        )
+        return ()
+    pairs: list[tuple[int, int]] = []
+    for index, item in enumerate(raw):
+        where = ("subscriptions", index)
+        if not (
+            isinstance(item, list)
+            and len(item) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in item)
+            and 0 <= item[0] <= _MAX_PA_VENDOR
+            and 0 <= item[1] <= _MAX_PA_SUBTYPE
+        ):
+            table.issue(
+                where,
+                f"expected a [vendor, subtype] pair of integers (vendor 0 to {_MAX_PA_VENDOR}, "
+                f"subtype 0 to {_MAX_PA_SUBTYPE}), got {toml_repr(item)}",
+            )
+            continue
+        pair = (item[0], item[1])
+        if pair in pairs:
+            table.issue(where, f"[{pair[0]}, {pair[1]}] is listed twice")
+            continue
+        pairs.append(pair)
+    return tuple(pairs)
 
 
 def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:

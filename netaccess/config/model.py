@@ -118,6 +118,38 @@ class ClientCertificates(enum.Enum):
     REQUIRED = "required"
 
 
+class RemoteImvFailure(enum.Enum):
+    """What a session gets from a remote IMV server that is unreachable, slow or broken."""
+
+    DONT_KNOW = "dont-know"  # don't know, quarantined
+    NO_ACCESS = "no-access"  # error, no access
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteImvConfig:
+    """IMVs on a remote IMV server (netaccess.proto.tnc.remote_imv), reached over TLS with
+    our client certificate: PA-TNC messages for `subscriptions` ((vendor, subtype) pairs)
+    are relayed there and its evaluation joins the session's.
+
+    name: for logs and reasons. address / port: the server. certificate / key: our client
+        certificate and key (PEM). ca: the CA certificates (PEM) that sign the server's
+        certificate, which must name `server_name`.
+    timeout: seconds each request may take. on_failure: what the session gets if the
+        server cannot be reached or fails.
+    """
+
+    name: str
+    address: str
+    port: int
+    subscriptions: tuple[tuple[int, int], ...]
+    certificate: Path
+    key: Path
+    ca: Path
+    server_name: str
+    timeout: float = 5.0
+    on_failure: RemoteImvFailure = RemoteImvFailure.DONT_KNOW
+
+
 @dataclass(frozen=True, slots=True)
 class PostureConfig:
     """The PT-TLS posture server (RFC 6876) on enforcement.pt_tls_port: TLS 1.2 or 1.3 with
@@ -134,6 +166,7 @@ class PostureConfig:
     max_messages / max_session_bytes: PT-TLS messages and bytes one session may send us.
     max_message_bytes: one PT-TLS message (a PB-TNC batch inside it).
     request_packages: the OS IMV asks for the Installed Packages list (RFC 5792 §4.2.7).
+    remote_imvs: remote IMV servers, each with its own subscriptions.
     """
 
     authentication: PostureAuthentication = PostureAuthentication.NONE
@@ -147,6 +180,7 @@ class PostureConfig:
     max_session_bytes: int = 16 * 1024 * 1024
     max_message_bytes: int = 4 * 1024 * 1024
     request_packages: bool = True
+    remote_imvs: tuple[RemoteImvConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from netaccess.io.inventory import Inventory
 from netaccess.io.portal import Portal
 from netaccess.io.posture import PostureServer
 from netaccess.io.privileges import PrivilegeError, become
+from netaccess.io.remote_imv import RemoteImv, remote_imv_context
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure
 from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
 from netaccess.policy.imv_os import OsImv
@@ -110,10 +112,14 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     client_ca=config.posture.client_ca,
                 )
             )
+            remote_imvs = [
+                RemoteImv(settings, _tls(partial(remote_imv_context, settings)))
+                for settings in config.posture.remote_imvs
+            ]
             posture = PostureServer(
                 config.posture,
                 appliance.store,
-                lambda: [OsImv(request_packages=config.posture.request_packages)],
+                lambda: [OsImv(request_packages=config.posture.request_packages), *remote_imvs],
                 appliance.inventory.mac_at,
             )
 

@@ -17,7 +17,7 @@ import trio
 from netaccess.config.model import PostureAuthentication, PostureConfig
 from netaccess.io.http_server import TlsListener
 from netaccess.policy.credentials import CredentialError, hash_password, verify_password
-from netaccess.policy.imv import Imv, PostureAssessment
+from netaccess.policy.imv import Imv, PostureAssessment, PostureEndpoint
 from netaccess.policy.posture import PostureReport
 from netaccess.proto.tnc.errors import PbTncError, PtTlsError
 from netaccess.proto.tnc.pb import BatchType, PbRole, PbTncSession
@@ -46,7 +46,13 @@ class SessionRefused(Exception):
 
 
 @dataclass(slots=True)
-class _Counters:
+class _Session:
+    """One session's state beside its protocol machines. The IMVs are opened at the first
+    batch, when the signed-in user (if any) is known."""
+
+    ip: str
+    user: str | None = None
+    assessment: PostureAssessment | None = None
     messages: int = 0
     received: int = 0
 
@@ -116,13 +122,12 @@ class PostureServer:
             ),
         )
         pb = PbTncSession(PbRole.SERVER, max_batch_size=self.settings.max_message_bytes)
-        assessment = PostureAssessment(self._imvs())
-        user: str | None = None
+        session = _Session(ip)
         why = "finished"
         self.sessions += 1
         try:
             with trio.move_on_after(self.settings.session_timeout) as whole:
-                user = await self._converse(stream, pt, pb, assessment)
+                await self._converse(stream, pt, pb, session)
             if whole.cancelled_caught:
                 why = f"no result within {self.settings.session_timeout:g} s"
         except SessionRefused as exc:
@@ -131,10 +136,12 @@ class PostureServer:
             why = f"connection lost: {exc or type(exc).__name__}"
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await assessment.close()
+                if session.assessment is not None:
+                    await session.assessment.close()
                 await trio.aclose_forcefully(stream)
-        evaluation = assessment.evaluation
-        if evaluation is None:
+        assessment, user = session.assessment, session.user
+        evaluation = None if assessment is None else assessment.evaluation
+        if assessment is None or evaluation is None:
             self.refused += 1
             log.info("posture session ended without a result", extra={"peer": ip, "why": why})
             return
@@ -172,12 +179,9 @@ class PostureServer:
         stream: trio.abc.Stream,
         pt: PtTlsConnection,
         pb: PbTncSession,
-        assessment: PostureAssessment,
-    ) -> str | None:
-        """Run the session until the client closes it (or we must); returns the signed-in
-        user, if any."""
-        counters = _Counters()
-        user: str | None = None
+        session: _Session,
+    ) -> None:
+        """Run the session until the client closes it (or we must)."""
         while True:
             try:
                 event = pt.next_event()
@@ -185,22 +189,22 @@ class PostureServer:
                 await _send(stream, pt.send_error(exc))
                 raise SessionRefused(f"PT-TLS error from the client: {exc}") from None
             if event is Wait.NEED_DATA:
-                await self._receive(stream, pt, counters)
+                await self._receive(stream, pt, session)
                 continue
             if event is Wait.CLOSED:
-                return user
-            counters.messages += 1
-            if counters.messages > self.settings.max_messages:
+                return
+            session.messages += 1
+            if session.messages > self.settings.max_messages:
                 raise SessionRefused(f"more than {self.settings.max_messages} messages")
             if isinstance(event, VersionRequested):
                 await _send(stream, pt.send_version_response() + pt.send_sasl_mechanisms())
             elif isinstance(event, SaslPlainCredentials):
-                user = await self._sign_in(stream, pt, event)
+                session.user = await self._sign_in(stream, pt, event)
             elif isinstance(event, SaslMechanismSelected):  # PLAIN without its credentials
                 raise SessionRefused(f"SASL {event.mechanism} without credentials")
             elif isinstance(event, PbTncBatchReceived):
-                if await self._batch(stream, pt, pb, assessment, event.batch):
-                    return user
+                if await self._batch(stream, pt, pb, session, event.batch):
+                    return
             elif isinstance(event, PtTlsErrorReceived):
                 if event.fatal:
                     raise SessionRefused(f"the client sent PT-TLS error {event.code}")
@@ -208,14 +212,14 @@ class PostureServer:
                 pass
 
     async def _receive(
-        self, stream: trio.abc.Stream, pt: PtTlsConnection, counters: _Counters
+        self, stream: trio.abc.Stream, pt: PtTlsConnection, session: _Session
     ) -> None:
         with trio.move_on_after(self.settings.message_timeout) as waiting:
             data = await stream.receive_some(RECEIVE_SIZE)
         if waiting.cancelled_caught:
             raise SessionRefused(f"the client was silent for {self.settings.message_timeout:g} s")
-        counters.received += len(data)
-        if counters.received > self.settings.max_session_bytes:
+        session.received += len(data)
+        if session.received > self.settings.max_session_bytes:
             raise SessionRefused(f"more than {self.settings.max_session_bytes} bytes")
         pt.receive_data(bytes(data))
 
@@ -242,7 +246,7 @@ class PostureServer:
         stream: trio.abc.Stream,
         pt: PtTlsConnection,
         pb: PbTncSession,
-        assessment: PostureAssessment,
+        session: _Session,
         data: bytes,
     ) -> bool:
         """Handle one PB-TNC batch; True once the session is over (CLOSE)."""
@@ -256,7 +260,11 @@ class PostureServer:
         if batch.type is BatchType.CLOSE:
             return True
         if batch.type in (BatchType.CDATA, BatchType.CRETRY):
-            await _send(stream, pt.send_batch(pb.send(await assessment.answer(batch))))
+            if session.assessment is None:
+                endpoint = PostureEndpoint(session.ip, self._endpoint_mac(session.ip), session.user)
+                session.assessment = PostureAssessment(self._imvs(), endpoint)
+            answer = await session.assessment.answer(batch)
+            await _send(stream, pt.send_batch(pb.send(answer)))
         return False
 
     async def _write_reports(self) -> None:

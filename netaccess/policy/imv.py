@@ -53,12 +53,24 @@ from netaccess.proto.tnc.pb import (
 
 @dataclass(frozen=True, slots=True)
 class PaDelivery:
-    """A PA-TNC message from the IMC `collector_id` about component (vendor, subtype)."""
+    """A PA-TNC message from the IMC `collector_id` about component (vendor, subtype).
+    `raw`: its bytes as received, with the attributes we have no codec for (a remote IMV
+    may know them)."""
 
     vendor: int
     subtype: int
     collector_id: int
     message: PaMessage
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PostureEndpoint:
+    """Who is being assessed, as far as the appliance knows when the first batch comes."""
+
+    ip: str | None = None
+    mac: str | None = None
+    user: str | None = None  # "name@realm" after SASL PLAIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +115,7 @@ class Imv(Protocol):
     name: str
     subscriptions: frozenset[tuple[int, int]]  # (vendor, subtype)
 
-    def open(self) -> ImvSession: ...
+    def open(self, endpoint: PostureEndpoint) -> ImvSession: ...
 
 
 _VERDICTS = {
@@ -146,8 +158,11 @@ class PostureAssessment:
     RFC 5793 §4.5). Every attribute received is kept in `attributes` for the report.
     """
 
-    def __init__(self, imvs: Sequence[Imv]) -> None:
-        self._imvs = [(validator_id, imv, imv.open()) for validator_id, imv in enumerate(imvs)]
+    def __init__(self, imvs: Sequence[Imv], endpoint: PostureEndpoint | None = None) -> None:
+        endpoint = endpoint or PostureEndpoint()
+        self._imvs = [
+            (validator_id, imv, imv.open(endpoint)) for validator_id, imv in enumerate(imvs)
+        ]
         self.attributes: list[ReportedAttribute] = []
         self.evaluation: ImvEvaluation | None = None
         self.rounds = 0
@@ -177,7 +192,9 @@ class PostureAssessment:
                 message.vendor, message.subtype, message.collector_id, PaMessage(0)
             )
             return [(ANY_VALIDATOR, PaReply(refused, (error_attribute_for(exc),)))]
-        delivery = PaDelivery(message.vendor, message.subtype, message.collector_id, pa)
+        delivery = PaDelivery(
+            message.vendor, message.subtype, message.collector_id, pa, message.body
+        )
         for attribute in pa.attributes:
             self.attributes.append(reported(message.vendor, message.subtype, attribute))
         replies: list[tuple[int, PaReply]] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from netaccess.policy.imv import ImvEvaluation, PaDelivery, PaReply
+from netaccess.policy.imv import ImvEvaluation, PaDelivery, PaReply, PostureEndpoint
 from netaccess.policy.posture import Recommendation, RemediationItem, Verdict
 from netaccess.proto.tnc.errors import IETF_PEN
 from netaccess.proto.tnc.pa import (
@@ -43,7 +43,7 @@ class OsImv:
     def __init__(self, *, request_packages: bool = True) -> None:
         self.request_packages = request_packages
 
-    def open(self) -> OsImvSession:
+    def open(self, endpoint: PostureEndpoint) -> OsImvSession:
         return OsImvSession(self.request_packages)
 
 

@@ -20,6 +20,7 @@ from netaccess.agent.tnc_client import (
 from netaccess.config.model import PostureAuthentication, PostureConfig
 from netaccess.io.posture import PostureServer
 from netaccess.policy.credentials import hash_password
+from netaccess.policy.imv import PaDelivery, PaReply, PostureEndpoint
 from netaccess.policy.imv_os import OsImv
 from netaccess.policy.posture import Recommendation, Verdict
 from netaccess.proto.tnc.pa import (
@@ -33,6 +34,7 @@ from netaccess.proto.tnc.pa import (
     ProductInformation,
     StringVersion,
     attribute_key,
+    pull_pa_message,
 )
 from netaccess.proto.tnc.pb import AccessRecommendation, AssessmentResult
 from netaccess.store import Store
@@ -197,3 +199,41 @@ async def test_a_session_over_its_message_cap_is_closed(store: Store) -> None:
         # Version Request and CDATA pass; the CDATA with the packages is one too many.
         await session(srv, {OS: DEBIAN}, answer=packages_answer)
     assert srv.refused == 1
+
+
+class RecordingImv:
+    """Opens sessions that remember whom they assess and what they were given."""
+
+    name = "recording"
+    subscriptions = frozenset({OS})
+
+    def __init__(self) -> None:
+        self.endpoints: list[PostureEndpoint] = []
+        self.raw: list[bytes] = []
+
+    def open(self, endpoint: PostureEndpoint) -> RecordingImv:
+        self.endpoints.append(endpoint)
+        return self
+
+    async def receive(self, delivery: PaDelivery) -> list[PaReply]:
+        self.raw.append(delivery.raw)
+        return []
+
+    async def evaluate(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_imvs_learn_the_endpoint_and_the_user_and_get_the_bytes_as_sent(
+    store: Store,
+) -> None:
+    store.add_user("staff", "alice", hash_password("correct horse"), 1.0)
+    recording = RecordingImv()
+    config = dataclasses.replace(PostureConfig(), authentication=PostureAuthentication.PLAIN)
+    srv = PostureServer(config, store, lambda: [recording], lambda ip: "02:00:00:00:00:0a")
+    await session(srv, {OS: DEBIAN}, credentials=Credentials("alice", "correct horse"))
+    assert recording.endpoints == [PostureEndpoint(IP, "02:00:00:00:00:0a", "alice@staff")]
+    (raw,) = recording.raw
+    assert pull_pa_message(raw).attributes == DEBIAN
