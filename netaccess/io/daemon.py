@@ -39,7 +39,7 @@ from netaccess.io.portal import Portal
 from netaccess.io.posture import PostureServer
 from netaccess.io.privileges import PrivilegeError, become
 from netaccess.io.remote_imv import RemoteImv, remote_imv_context
-from netaccess.io.startup import EXIT_BAD_CONFIG, configure
+from netaccess.io.startup import EXIT_BAD_CONFIG, configure, tune_gc
 from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
 from netaccess.policy.imv_os import OsImv
 from netaccess.proto.http import HttpLimits
@@ -82,6 +82,7 @@ async def run(config: ApplianceConfig) -> None:
         )
         inventory.set_membership_listener(enforcer.submit)
         appliance = Appliance(config, store, inventory, enforcer)
+        tune_gc()
         log.info(
             "starting",
             extra={

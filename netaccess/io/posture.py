@@ -269,15 +269,17 @@ class PostureServer:
 
     async def _write_reports(self) -> None:
         """Keep finished reports, a batch per transaction (at most REPORT_DELAY late)."""
+        batch: list[PostureReport] = []
         try:
             async for report in self._reports_out:
                 batch = [report]
                 with trio.move_on_after(REPORT_DELAY):
                     while len(batch) < REPORT_BATCH:
                         batch.append(await self._reports_out.receive())
-                self._keep(batch)
-        finally:  # shutting down: what is queued is still written
-            queued = []
+                kept, batch = batch, []
+                self._keep(kept)
+        finally:  # shutting down: the batch being gathered and what is queued are written
+            queued = batch
             while True:
                 try:
                     queued.append(self._reports_out.receive_nowait())

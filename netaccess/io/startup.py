@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -26,3 +27,18 @@ def configure(prog: str, description: str, argv: Sequence[str] | None) -> Applia
         return None
     jsonlog.setup(config.daemon.log_level.value)
     return config
+
+
+# Young collections every 20,000 net allocations instead of 700: a posture session decodes
+# hundreds of packages and the portal builds a request and response per probe; at 700 the
+# collector ran several times per session (an 18% share of a session's CPU, measured).
+# Older generations: rarely, as the heap holds the inventory and barely churns.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """After startup: move what was built so far (config, modules, the inventory loaded
+    from the store) out of the collector's sight, and collect young objects less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)

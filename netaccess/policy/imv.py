@@ -245,7 +245,7 @@ def reported(vendor: int, subtype: int, attribute: PaAttribute) -> ReportedAttri
     Installed packages are [name, version] pairs (hundreds of them: the generic walk cost
     more than decoding them)."""
     if isinstance(attribute, InstalledPackages):
-        fields: Any = {"packages": [[p.name, p.version] for p in attribute.packages]}
+        fields: Any = {"packages": attribute.packages}  # (name, version) tuples: JSON pairs
     else:
         fields = _json_value(attribute)
         assert isinstance(fields, dict)

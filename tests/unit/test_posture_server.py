@@ -22,7 +22,7 @@ from netaccess.io.posture import PostureServer
 from netaccess.policy.credentials import hash_password
 from netaccess.policy.imv import PaDelivery, PaReply, PostureEndpoint
 from netaccess.policy.imv_os import OsImv
-from netaccess.policy.posture import Recommendation, Verdict
+from netaccess.policy.posture import PostureReport, Recommendation, Verdict
 from netaccess.proto.tnc.pa import (
     AttributeKey,
     FactoryDefaultPasswordEnabled,
@@ -237,3 +237,17 @@ async def test_imvs_learn_the_endpoint_and_the_user_and_get_the_bytes_as_sent(
     assert recording.endpoints == [PostureEndpoint(IP, "02:00:00:00:00:0a", "alice@staff")]
     (raw,) = recording.raw
     assert pull_pa_message(raw).attributes == DEBIAN
+
+
+async def test_reports_still_being_batched_are_written_when_the_server_stops(
+    store: Store, autojump_clock: trio.testing.MockClock
+) -> None:
+    srv = server(store)
+    report = PostureReport("198.18.0.10", 1.0, 2.0, Verdict.COMPLIANT, Recommendation.ALLOWED)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(srv._write_reports)
+        for _ in range(3):
+            srv._reports_in.send_nowait(report)
+        await trio.sleep(0.01)  # the writer holds them, waiting to fill its batch
+        nursery.cancel_scope.cancel()
+    assert len(store.posture_reports()) == 3

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 import trio
 
 from netaccess.io.http_server import HttpServer, HttpTimeouts, Peer, open_listeners
+from netaccess.io.startup import tune_gc
 from netaccess.proto.http import Request, Response, captive_redirect
 
 LOGIN_URL = "https://portal.netaccess.test/login"
@@ -30,6 +31,7 @@ async def serve(port: int, idle: float) -> None:
     sock.bind(("127.0.0.1", port))
     sock.listen(BACKLOG)
     listeners = open_listeners([sock])
+    tune_gc()  # as netaccessd does once it has started
     server = HttpServer(
         answer,
         name="portal-bench",
