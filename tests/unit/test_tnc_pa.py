@@ -211,12 +211,13 @@ REGISTRY_VALUES_HEX = (
     "0001 31"  # data "1"
 )
 CERTIFICATES_HEX = (
-    "00 007ed9 00000007 0000004b"  # our vendor, type 7 Certificates, length 12+63
+    "00 007ed9 00000007 00000053"  # our vendor, type 7 Certificates, length 12+71
     "0001"  # one certificate
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"  # SHA-256 of the DER
     "32 30 33 30 2d 30 31 2d 30 31 54 30 30 3a 30 30 3a 30 30 5a"  # "2030-01-01T00:00:00Z"
     "02 4d 79"  # store "My"
     "0004 43 4e 3d 61"  # subject "CN=a"
+    "0006 43 4e 3d 43 41 31"  # issuer "CN=CA1"
 )
 
 GOLDEN = [
@@ -325,7 +326,9 @@ GOLDEN = [
     ),
     pytest.param(
         CERTIFICATES_HEX,
-        Certificates((Certificate("My", b"\xaa" * 32, "CN=a", datetime(2030, 1, 1, tzinfo=UTC)),)),
+        Certificates(
+            (Certificate("My", b"\xaa" * 32, "CN=a", datetime(2030, 1, 1, tzinfo=UTC), "CN=CA1"),)
+        ),
         id="vendor-certificates",
     ),
 ]
@@ -776,7 +779,9 @@ ROUND_TRIPS: dict[type[PaAttribute], st.SearchStrategy[PaAttribute]] = {
     ),
     Certificates: st.builds(
         Certificates,
-        st.lists(st.builds(Certificate, TEXT8, SHA256, TEXT16, TIMES), max_size=4).map(tuple),
+        st.lists(st.builds(Certificate, TEXT8, SHA256, TEXT16, TIMES, TEXT16), max_size=4).map(
+            tuple
+        ),
         noskip=NOSKIP,
     ),
 }

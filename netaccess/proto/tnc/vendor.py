@@ -19,7 +19,7 @@ Type Name             Value layout
 5    FileHashes       Count(16), per file: SHA-256(256 bits) S16 path
 6    RegistryValues   Count(16), per value: ValueType(8) S16 key path S16 value name S16 data
 7    Certificates     Count(16), per certificate: SHA-256 fingerprint of the DER (256 bits)
-                      NotAfter(Time) S8 store S16 subject
+                      NotAfter(Time) S8 store S16 subject S16 issuer
 ==== ================ =========================================================================
 
 Certificates travel as fingerprints, not DER, so an entry stays near 150 bytes. Severity:
@@ -210,12 +210,13 @@ class RegistryValues(PaAttribute):
 @dataclass(frozen=True, slots=True)
 class Certificate:
     """A certificate in a store ("LocalMachine\\My", "/etc/ssl/certs"): the SHA-256 of its
-    DER, its subject as an RFC 4514 string and its notAfter, aware and in UTC."""
+    DER, its subject and issuer as RFC 4514 strings and its notAfter, aware and in UTC."""
 
     store: str
     sha256: bytes
     subject: str
     not_after: datetime
+    issuer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,7 +390,7 @@ def push_registry_values(attribute: RegistryValues) -> bytes:
 
 def pull_certificates(value: bytes) -> Certificates:
     with value_buffer(value) as buf:
-        count = pull_count(buf, "certificate count", min_entry_size=_SHA256_SIZE + 20 + 3)
+        count = pull_count(buf, "certificate count", min_entry_size=_SHA256_SIZE + 20 + 5)
         certificates = []
         for _ in range(count):
             digest = buf.pull_bytes(_SHA256_SIZE, "certificate sha-256")
@@ -403,7 +404,8 @@ def pull_certificates(value: bytes) -> Certificates:
                 )
             store = pull_string8(buf, "certificate store")
             subject = pull_string16(buf, "certificate subject")
-            certificates.append(Certificate(store, digest, subject, not_after))
+            issuer = pull_string16(buf, "certificate issuer")
+            certificates.append(Certificate(store, digest, subject, not_after, issuer))
         return Certificates(tuple(certificates))
 
 
@@ -417,6 +419,7 @@ def push_certificates(attribute: Certificates) -> bytes:
         push_utc_time(writer, certificate.not_after, "certificate not after")
         push_string8(writer, certificate.store, "certificate store")
         push_string16(writer, certificate.subject, "certificate subject")
+        push_string16(writer, certificate.issuer, "certificate issuer")
     return writer.data()
 
 
