@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from netaccess.config import ConfigError, load_config_file
 from netaccess.control import ErrorCode
 from netaccess.policy.agents import PLATFORMS
 from netaccess.policy.credentials import CredentialError, check_new_password, hash_password
+from netaccess.policy.feed import MAX_FEED_BYTES, MAX_SIGNATURE_BYTES
 from netaccess.proto.mac import InvalidMac, parse_mac
 
 EXIT_FAILURE = 1
@@ -336,6 +338,129 @@ def posture_reports(
     ]
     headers = ["FINISHED", "IP", "MAC", "USER", "VERDICT", "ACCESS", "ATTRS", "REASONS"]
     click.echo(render_table(headers, rows))
+
+
+@main.group()
+def patches() -> None:
+    """The signed patch feed that Host Checker's patch rules assess endpoints against."""
+
+
+# A 64 MiB feed takes the daemon seconds to verify and parse; a pull waits for two downloads.
+PATCHES_TIMEOUT = 600.0
+READ_CHUNK = 1024 * 1024
+
+
+@patches.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Its detached signature (base64, one line).  [default: FILE.sig]",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the accepted feed as JSON.")
+@click.pass_context
+def patches_import(ctx: click.Context, file: Path, signature: Path | None, as_json: bool) -> None:
+    """Import the patch feed FILE. The daemon reads FILE and its signature as its own user
+    (they must be readable to it), checks the signature, the schema, that the version is
+    newer than the current feed's and that it has not expired; a refused feed changes
+    nothing."""
+    signature = signature if signature is not None else file.with_name(file.name + ".sig")
+    sha256 = check_feed_files(file, signature)
+    client: ControlClient = ctx.obj
+    client.timeout = max(client.timeout, PATCHES_TIMEOUT)
+    feed = call(
+        ctx,
+        "patches.import",
+        path=str(file.resolve()),
+        signature=str(signature.resolve()),
+        sha256=sha256,
+    )
+    if as_json:
+        emit_json(feed)
+        return
+    click.echo(
+        f"patch feed version {feed['version']} accepted: {feed['products']} products,"
+        f" {feed['patches']} patches"
+    )
+    click.echo(f"  source  {feed['source']}")
+    click.echo(f"  issued  {feed['issued']}, expires {feed['expires']}")
+
+
+def check_feed_files(feed: Path, signature: Path) -> str:
+    """Read the feed here first (with a progress bar: it may be tens of MB) to catch a wrong
+    file before the daemon works on it; its SHA-256 lets the daemon see it did not change."""
+    try:
+        size = feed.stat().st_size
+        if size > MAX_FEED_BYTES:
+            fail(f"{feed} has {size} bytes; a feed has at most {MAX_FEED_BYTES}", EXIT_USAGE)
+        digest = hashlib.sha256()
+        with (
+            feed.open("rb") as reader,
+            click.progressbar(
+                length=size, label=f"checking {feed.name}", file=sys.stderr
+            ) as progress,
+        ):
+            while chunk := reader.read(READ_CHUNK):
+                digest.update(chunk)
+                progress.update(len(chunk))
+        signature_size = signature.stat().st_size
+    except OSError as exc:
+        fail(f"cannot read {exc.filename}: {exc.strerror or exc}", EXIT_USAGE)
+    if signature_size > MAX_SIGNATURE_BYTES:
+        fail(f"{signature} has {signature_size} bytes: not a feed signature", EXIT_USAGE)
+    return digest.hexdigest()
+
+
+@patches.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def patches_status(ctx: click.Context, as_json: bool) -> None:
+    """Show the current feed, the last pull and recent refusals."""
+    shown = call(ctx, "patches.status")
+    if as_json:
+        emit_json(shown)
+        return
+    feed = shown["feed"]
+    if feed is None:
+        click.echo("feed      none (import one with `appliance patches import FILE`)")
+    else:
+        expired = "  EXPIRED" if feed["expired"] else ""
+        click.echo(f"feed      version {feed['version']}{expired}")
+        click.echo(f"source    {feed['source']}")
+        click.echo(f"issued    {feed['issued']} ({feed['age_s'] // 3600} h ago)")
+        click.echo(f"expires   {feed['expires']}")
+        click.echo(f"contents  {feed['products']} products, {feed['patches']} patches")
+        click.echo(f"accepted  {feed['accepted']} ({feed['via'] or 'kept from before'})")
+    pull = shown["pull"]
+    if pull is None:
+        click.echo("pull      off (no patch_feed.url)")
+    else:
+        click.echo(f"pull      {pull['url']} every {pull['interval_s']:g} s")
+        last = pull["last"]
+        if last is not None:
+            click.echo(f"last      {last['at']} {last['result']}: {last['message']}")
+    if shown["rejections"]:
+        click.echo("refused:")
+        for event in shown["rejections"]:
+            click.echo(
+                f"  {event['at']}  {event['source']:<6} {event['kind']:<9} {event['message']}"
+            )
+
+
+@patches.command("pull")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def patches_pull(ctx: click.Context, as_json: bool) -> None:
+    """Pull the feed from patch_feed.url now, as the timed pull does, and show the outcome."""
+    client: ControlClient = ctx.obj
+    client.timeout = max(client.timeout, PATCHES_TIMEOUT)
+    outcome = call(ctx, "patches.pull")
+    if as_json:
+        emit_json(outcome)
+    else:
+        click.echo(f"{outcome['result']}: {outcome['message']}")
+    if outcome["result"] in ("rejected", "failed"):
+        sys.exit(EXIT_FAILURE)
 
 
 @main.group()

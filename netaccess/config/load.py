@@ -5,6 +5,8 @@ A new section is one function over a TableReader; the reader does the types, ran
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import functools
 import ipaddress
@@ -12,6 +14,7 @@ import math
 import os
 import pathlib
 import re
+import urllib.parse
 from collections.abc import Mapping
 from importlib import resources
 from typing import Final, TypeVar
@@ -40,12 +43,14 @@ from netaccess.config.model import (
     DetectionConfig,
     EnforcementConfig,
     InterfacesConfig,
+    PatchFeedConfig,
     PortalConfig,
     PostureAuthentication,
     PostureConfig,
     RemoteImvConfig,
     RemoteImvFailure,
 )
+from netaccess.policy.feed import ED25519_KEY_BYTES
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
     ROLE_NAME_MAX,
@@ -90,6 +95,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
     )
     config = dataclasses.replace(config, realms=_realms(root, config.roles))
     config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
+    config = dataclasses.replace(config, patch_feed=_patch_feed(root.subtable("patch_feed")))
     root.finish()
     issues.raise_if_any()
     return config
@@ -401,6 +407,109 @@ def _subscriptions(table: TableReader) -> tuple[tuple[int, int], ...]:
             continue
         pairs.append(pair)
     return tuple(pairs)
+
+
+def _patch_feed(table: TableReader) -> PatchFeedConfig:
+    """`[patch_feed]`: the keys that may sign the patch feed, and where to pull it from."""
+    default = PatchFeedConfig()
+    trusted_keys = _ed25519_keys(table, "trusted_keys")
+    url = _feed_url(table, "url")
+    signature_url = _feed_url(table, "signature_url")
+    if url and not trusted_keys:
+        table.issue("url", "a feed URL needs trusted_keys to verify what it serves")
+    if signature_url and not url:
+        table.issue("signature_url", "signature_url without url: give the feed's url too")
+    if url and not signature_url:
+        parts = urllib.parse.urlsplit(url)
+        signature_url = urllib.parse.urlunsplit(parts._replace(path=parts.path + ".sig"))
+    return PatchFeedConfig(
+        trusted_keys=trusted_keys,
+        url=url,
+        signature_url=signature_url,
+        interval=table.number("interval", default.interval, min=60, max=7 * 86400, unit="seconds"),
+        timeout=table.number("timeout", default.timeout, min=1, max=600, unit="seconds"),
+        ca=table.optional_path("ca"),
+    )
+
+
+_MAX_URL = 2048
+
+
+def _ed25519_keys(table: TableReader, key: str) -> tuple[bytes, ...]:
+    """Raw Ed25519 public keys, each given as base64 of its 32 bytes."""
+    raw = table.raw(key)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        table.issue(
+            key,
+            "expected a list of Ed25519 public keys (base64 of the raw 32 bytes), "
+            f"got {toml_repr(raw)}",
+        )
+        return ()
+    keys: list[bytes] = []
+    for index, text in enumerate(raw):
+        try:
+            decoded = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            table.issue((key, index), f"not base64: {toml_string(text)}")
+            continue
+        if len(decoded) != ED25519_KEY_BYTES:
+            table.issue(
+                (key, index),
+                f"decodes to {len(decoded)} bytes; an Ed25519 public key has {ED25519_KEY_BYTES}"
+                " (give the raw key in base64, not PEM or OpenSSH format)",
+            )
+        elif decoded in keys:
+            table.issue((key, index), f"key {toml_string(text)} is listed twice")
+        else:
+            keys.append(decoded)
+    return tuple(keys)
+
+
+def _feed_url(table: TableReader, key: str) -> str:
+    """An http:// or https:// URL with a host, or "" for none."""
+    value = table.raw(key)
+    if value is None or value == "":
+        return ""
+    problem = _url_problem(value)
+    if problem is None:
+        assert isinstance(value, str)
+        return value
+    table.issue(
+        key,
+        f'expected an http:// or https:// URL, or "" for none, got {toml_repr(value)}: {problem}',
+    )
+    return ""
+
+
+def _url_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return "not a string"
+    if len(value) > _MAX_URL:
+        return f"longer than {_MAX_URL} characters"
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        return "it contains whitespace or control characters"
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "the scheme must be http or https"
+    if parts.username is not None or parts.password is not None:
+        return "credentials do not belong in a URL here"
+    if parts.fragment:
+        return "a URL to fetch has no #fragment"
+    host = parts.hostname or ""
+    if not _HOSTNAME.fullmatch(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return "no valid host name or address"
+    if port == 0:
+        return "port 0"
+    return None
 
 
 def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:

@@ -184,6 +184,25 @@ class PostureConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PatchFeedConfig:
+    """The signed patch feed (netaccess.policy.feed): who may sign it and where it is pulled.
+
+    trusted_keys: raw 32-byte Ed25519 public keys; a feed signed by any one is trusted.
+    url: fetched every `interval` seconds over HTTP or HTTPS; "" pulls nothing (import only).
+    signature_url: the detached signature; the loader fills in url + ".sig" when not given.
+    timeout: seconds each download may take. ca: the CA certificates (PEM) for an https
+        server; None: the system's.
+    """
+
+    trusted_keys: tuple[bytes, ...] = ()
+    url: str = ""
+    signature_url: str = ""
+    interval: float = 3600.0
+    timeout: float = 60.0
+    ca: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ApplianceConfig:
     """A whole validated config; `source` names where it came from, for logs and the CLI.
 
@@ -200,6 +219,7 @@ class ApplianceConfig:
     portal: PortalConfig = PortalConfig()
     realms: tuple[Realm, ...] = ()
     posture: PostureConfig = PostureConfig()
+    patch_feed: PatchFeedConfig = PatchFeedConfig()
 
     def realm(self, name: str) -> Realm | None:
         for realm in self.realms:

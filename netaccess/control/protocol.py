@@ -30,6 +30,9 @@ OPS = frozenset(
         "agent.publish",
         "agent.list",
         "posture.reports",
+        "patches.import",
+        "patches.status",
+        "patches.pull",
     }
 )
 

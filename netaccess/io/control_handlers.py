@@ -16,9 +16,11 @@ from netaccess.enforce.intents import Status
 from netaccess.io.agents import AgentPublishError, AgentStore
 from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
+from netaccess.io.feeds import FeedImportError, FeedKeeper, FeedStorageError, feed_view
 from netaccess.io.inventory import Inventory
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
+from netaccess.policy.feed import FeedError
 from netaccess.policy.posture import PostureReport
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
@@ -26,6 +28,7 @@ from netaccess.store import Store
 DATABASE_NAME = "netaccess.db"
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 REASON_MAX = 500
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class Appliance:
@@ -40,6 +43,7 @@ class Appliance:
         self.enforcer = enforcer
         self.captures: list[Capture] = []
         self.agents = AgentStore(config.daemon.state_dir / "agents", store)
+        self.feeds = FeedKeeper(config.patch_feed, config.daemon.state_dir, store)
         self.started_at = time.time()
 
     async def handle(self, request: Request) -> Response:
@@ -70,6 +74,14 @@ class Appliance:
                 result = [agent_view(build) for build in self.agents.builds()]
             case "posture.reports":
                 result = self.posture_reports(args)
+            case "patches.import":
+                result = await self.import_patches(args)
+            case "patches.status":
+                result = self.feeds.status()
+            case "patches.pull":
+                if not self.config.patch_feed.url:
+                    raise ControlError(ErrorCode.BAD_REQUEST, "no patch_feed.url is configured")
+                result = (await self.feeds.pull()).view()
             case "users.list":
                 result = [
                     {"realm": r, "user": u, "created": iso_time(c), "updated": iso_time(m)}
@@ -166,6 +178,28 @@ class Appliance:
         except AgentPublishError as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
         return agent_view(build)
+
+    async def import_patches(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Import the feed at args.path with its signature (args.signature, default path +
+        ".sig"), both read by the daemon; args.sha256: what the CLI read, to compare."""
+        path, signature, sha256 = args.get("path"), args.get("signature"), args.get("sha256")
+        if signature is None and isinstance(path, str):
+            signature = path + ".sig"
+        if not all(isinstance(p, str) and p.startswith("/") for p in (path, signature)):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.path, args.signature: absolute paths")
+        if sha256 is not None and not (isinstance(sha256, str) and SHA256.fullmatch(sha256)):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.sha256: 64 hex digits")
+        try:
+            feed = await self.feeds.import_files(Path(path), Path(signature), sha256)
+        except FeedImportError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        except FeedError as exc:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST, f"feed refused ({exc.kind.value}): {exc.message}"
+            ) from None
+        except FeedStorageError as exc:
+            raise ControlError(ErrorCode.INTERNAL, str(exc)) from None
+        return feed_view(feed)
 
     def save_user(self, create: bool, args: dict[str, Any]) -> dict[str, Any]:
         """Add a user, or change one's password. The CLI hashed the password (scrypt): it

@@ -82,6 +82,7 @@ async def run(config: ApplianceConfig) -> None:
         )
         inventory.set_membership_listener(enforcer.submit)
         appliance = Appliance(config, store, inventory, enforcer)
+        await appliance.feeds.load()
         tune_gc()
         log.info(
             "starting",
@@ -146,6 +147,8 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     await services.start(inventory.run_writer)
                     await services.start(enforcer.run)
                     services.start_soon(_reconcile_periodically, config, enforcer)
+                    if config.patch_feed.url:
+                        services.start_soon(appliance.feeds.run_pull)
                     for capture in appliance.captures:
                         await services.start(capture.run)
                     http_listeners = open_listeners([listeners.pop(0)])

@@ -15,6 +15,7 @@ from typing import Any
 
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.policy.feed import FeedEvent
 from netaccess.policy.posture import (
     PostureReport,
     Recommendation,
@@ -353,6 +354,54 @@ class Store:
             AgentBuild(str(r[0]), str(r[1]), str(r[2]), int(r[3]), str(r[4]), float(r[5]))
             for r in rows
         ]
+
+    # -- patch feed events
+
+    def add_feed_event(self, event: FeedEvent) -> None:
+        with self._transaction("recording a patch feed event", "BEGIN IMMEDIATE") as db:
+            db.execute(
+                "INSERT INTO feed_events (at, source, accepted, version, kind, message)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    event.at,
+                    event.source,
+                    int(event.accepted),
+                    event.version,
+                    event.kind,
+                    event.message,
+                ),
+            )
+
+    def feed_events(self, *, accepted: bool | None = None, limit: int = 20) -> list[FeedEvent]:
+        """The newest feed events first; only accepted (or only refused) ones when given."""
+        where, arguments = "", []
+        if accepted is not None:
+            where, arguments = " WHERE accepted = ?", [int(accepted)]
+        with _database_errors(f"reading patch feed events from {self._where}"):
+            rows = self._connection.execute(
+                "SELECT at, source, accepted, version, kind, message FROM feed_events"
+                f"{where} ORDER BY at DESC, id DESC LIMIT ?",
+                [*arguments, limit],
+            ).fetchall()
+        return [
+            FeedEvent(
+                at=float(r[0]),
+                source=str(r[1]),
+                accepted=bool(r[2]),
+                version=None if r[3] is None else int(r[3]),
+                kind=None if r[4] is None else str(r[4]),
+                message=str(r[5]),
+            )
+            for r in rows
+        ]
+
+    def newest_accepted_feed_version(self) -> int:
+        """The highest feed version ever accepted (0 if none): no feed may go below it."""
+        with _database_errors(f"reading patch feed events from {self._where}"):
+            row = self._connection.execute(
+                "SELECT max(version) FROM feed_events WHERE accepted = 1"
+            ).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
 
     @contextmanager
     def _transaction(self, operation: str, begin: str) -> Iterator[sqlite3.Connection]:

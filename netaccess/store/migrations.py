@@ -125,6 +125,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX posture_reports_by_ip ON posture_reports (ip, finished_at);
         """,
     ),
+    Migration(
+        6,
+        "patch feed events: every feed accepted or refused, and every failed pull",
+        """
+        -- kind is NULL for an accepted feed; version is NULL when no feed could be read.
+        CREATE TABLE feed_events (
+            id       INTEGER PRIMARY KEY,
+            at       REAL NOT NULL,
+            source   TEXT NOT NULL,
+            accepted INTEGER NOT NULL,
+            version  INTEGER,
+            kind     TEXT,
+            message  TEXT NOT NULL
+        );
+        CREATE INDEX feed_events_by_at ON feed_events (at);
+        """,
+    ),
 )
 
 
