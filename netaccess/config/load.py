@@ -50,6 +50,7 @@ from netaccess.config.model import (
     RemoteImvConfig,
     RemoteImvFailure,
 )
+from netaccess.config.policies import read_policies
 from netaccess.policy.feed import ED25519_KEY_BYTES
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
@@ -96,6 +97,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
     config = dataclasses.replace(config, realms=_realms(root, config.roles))
     config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
     config = dataclasses.replace(config, patch_feed=_patch_feed(root.subtable("patch_feed")))
+    config = dataclasses.replace(config, policies=read_policies(root))
     root.finish()
     issues.raise_if_any()
     return config

@@ -9,6 +9,7 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
+from netaccess.policy.hostchecker import Policy
 from netaccess.policy.roles import Realm, Role
 
 
@@ -220,6 +221,13 @@ class ApplianceConfig:
     realms: tuple[Realm, ...] = ()
     posture: PostureConfig = PostureConfig()
     patch_feed: PatchFeedConfig = PatchFeedConfig()
+    policies: tuple[Policy, ...] = ()  # Host Checker ([[policies]]); see config/policies.py
+
+    def policy(self, name: str) -> Policy | None:
+        for policy in self.policies:
+            if policy.name == name:
+                return policy
+        return None
 
     def realm(self, name: str) -> Realm | None:
         for realm in self.realms:

@@ -134,3 +134,12 @@ def test_a_policy_declared_twice_is_reported() -> None:
         '[[policies.rules]]\nname = "os"\ntype = "os"\nos = "iOS"\n'
     )
     assert 'policy "p" is declared twice' in problem(one + one)
+
+
+def test_policies_load_with_the_rest_of_the_config() -> None:
+    from netaccess.config import load_config_text
+
+    config = load_config_text(EXAMPLE.read_text(), "example.toml")
+    assert config.policy("linux-desktop") is not None
+    assert config.policy("linux-desktop").platform is Platform.LINUX  # type: ignore[union-attr]
+    assert len(config.policies) == 5
