@@ -13,6 +13,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from netaccess.io.privileges import PrivilegeError, become
 from netaccess.io.remote_imv import RemoteImv, remote_imv_context
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure, tune_gc
 from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
+from netaccess.policy.imv_hostchecker import HostCheckerImv
 from netaccess.policy.imv_os import OsImv
 from netaccess.proto.http import HttpLimits
 from netaccess.store import Store, StoreError
@@ -121,7 +123,15 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
             posture = PostureServer(
                 config.posture,
                 appliance.store,
-                lambda: [OsImv(request_packages=config.posture.request_packages), *remote_imvs],
+                lambda: [
+                    OsImv(request_packages=config.posture.request_packages),
+                    HostCheckerImv(
+                        config.policies,
+                        lambda: appliance.feeds.current,
+                        lambda: datetime.now(UTC),
+                    ),
+                    *remote_imvs,
+                ],
                 appliance.inventory.mac_at,
             )
 
