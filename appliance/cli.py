@@ -13,6 +13,7 @@ import click
 
 from appliance.client import DEFAULT_SOCKET, ControlClient, DaemonRefused, DaemonUnreachable
 from netaccess.config import ConfigError, load_config_file
+from netaccess.config.policies import check_policies_text
 from netaccess.control import ErrorCode
 from netaccess.policy.agents import PLATFORMS
 from netaccess.policy.credentials import CredentialError, check_new_password, hash_password
@@ -291,6 +292,43 @@ def agent_list(ctx: click.Context, as_json: bool) -> None:
         for b in found
     ]
     click.echo(render_table(["PLATFORM", "VERSION", "FILE", "BYTES", "SHA256", "PUBLISHED"], rows))
+
+
+@main.group()
+def policy() -> None:
+    """Host Checker policies."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the policies as JSON.")
+def policy_check(file: Path, as_json: bool) -> None:
+    """Validate FILE offline (no daemon needed): a file of [[policies]], or a whole config.
+    Every problem is named with its key path and line; exit 1 if there is any."""
+    try:
+        policies = check_policies_text(file.read_text(), str(file))
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_FAILURE)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+    if as_json:
+        emit_json(
+            [
+                {
+                    "name": p.name,
+                    "platform": p.platform.value,
+                    "rules": [{"name": r.name, "type": r.kind} for r in p.rules],
+                }
+                for p in policies
+            ]
+        )
+        return
+    for p in policies:
+        kinds = ", ".join(f"{r.name} ({r.kind})" for r in p.rules)
+        rules = f"{len(p.rules)} rule" + ("" if len(p.rules) == 1 else "s")
+        click.echo(f"{p.name}: {p.platform.value}, {rules}: {kinds}")
+    click.echo(f"{file}: {len(policies)} policies, no problems")
 
 
 @main.group()

@@ -297,3 +297,19 @@ _BUILDERS: dict[str, Callable[[TableReader, str, Remediation], Rule]] = {
     "port": _port,
     "certificate": _certificate,
 }
+
+
+def check_policies_text(text: str, source: str) -> tuple[Policy, ...]:
+    """Validate a file offline (`appliance policy check`): one with only `[[policies]]`, or
+    a whole appliance config. Raises ConfigError naming every problem, key path and line."""
+    from netaccess.config.load import TableReader, _IssueLog, _parse_toml, load_config_text
+
+    data = _parse_toml(text, source)
+    if set(data) - {"policies"}:
+        return load_config_text(text, source).policies
+    issues = _IssueLog(source, text)
+    root = TableReader(data, (), issues)
+    policies = read_policies(root)
+    root.finish()
+    issues.raise_if_any()
+    return policies

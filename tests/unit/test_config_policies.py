@@ -143,3 +143,21 @@ def test_policies_load_with_the_rest_of_the_config() -> None:
     assert config.policy("linux-desktop") is not None
     assert config.policy("linux-desktop").platform is Platform.LINUX  # type: ignore[union-attr]
     assert len(config.policies) == 5
+
+
+def test_appliance_policy_check_passes_the_example_and_names_a_bad_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from appliance.cli import main
+
+    good = CliRunner().invoke(main, ["policy", "check", str(EXAMPLE)])
+    assert good.exit_code == 0, good.output
+    assert "5 policies, no problems" in good.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[policies]]\nname = "p"\nplatform = "linux"\n'
+        '[[policies.rules]]\nname = "x"\ntype = "port"\nport = 99999\n'
+    )
+    refused = CliRunner().invoke(main, ["policy", "check", str(bad)])
+    assert refused.exit_code == 1
+    assert f"{bad}:7: policies[0].rules[0].port:" in refused.output
