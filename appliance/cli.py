@@ -331,6 +331,71 @@ def policy_check(file: Path, as_json: bool) -> None:
     click.echo(f"{file}: {len(policies)} policies, no problems")
 
 
+@policy.command("explain")
+@click.argument("mac")
+@click.option("--json", "as_json", is_flag=True, help="Print the trace as JSON.")
+@click.pass_context
+def policy_explain(ctx: click.Context, mac: str, as_json: bool) -> None:
+    """Why MAC is (not) compliant: every rule of its platform's policies, what its latest
+    posture report showed and what is required, judged now with the current patch feed."""
+    found = call(ctx, "policy.explain", mac=mac)
+    if as_json:
+        emit_json(found)
+        return
+    click.echo(
+        f"{found['mac']} ({found['ip']}), report {found['report']} of {found['reported']},"
+        f" platform {found['platform'] or 'unknown'}, feed {found['feed_version'] or 'none'}:"
+        f" {found['summary']['access']} ({found['summary']['verdict']})"
+    )
+    for verdict in found["verdicts"]:
+        click.echo(f"\npolicy {verdict['policy']}: {verdict['compliance']}")
+        rows = [
+            [r["outcome"], r["rule"], r["type"], r["seen"], r["required"]] for r in verdict["rules"]
+        ]
+        click.echo(render_table(["OUTCOME", "RULE", "TYPE", "SEEN", "REQUIRED"], rows))
+        for fix in verdict["remediation"]:
+            what = " ".join(part for part in (fix["instructions"], fix["link"]) if part)
+            action = f" [agent: {fix['action']}]" if fix["action"] else ""
+            click.echo(f"  fix {fix['rule']}: {what}{action}")
+
+
+@policy.command("what-if")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def policy_what_if(ctx: click.Context, file: Path, as_json: bool) -> None:
+    """Replay the policies in FILE over every endpoint's latest posture report, with the
+    current patch feed, and show whose access would change (nothing is applied)."""
+    try:
+        text = file.read_text()
+        check_policies_text(text, str(file))
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_FAILURE)
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read {file}: {exc}")
+    found = call(ctx, "policy.what-if", policies=text, source=str(file))
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [
+            c["mac"] or "-",
+            c["ip"],
+            c["platform"] or "?",
+            f"{c['before']['access']} -> {c['after']['access']}",
+            "; ".join(c["after"]["failed"][:3]) or "-",
+        ]
+        for c in found["changes"]
+    ]
+    if rows:
+        click.echo(render_table(["MAC", "IP", "PLATFORM", "ACCESS", "WHY (AFTER)"], rows))
+    click.echo(
+        f"{found['would_change']} of {found['endpoints']} endpoints would change access"
+        f" under {file}"
+    )
+
+
 @main.group()
 def posture() -> None:
     """Posture reports from endpoint agents (PT-TLS sessions)."""

@@ -874,6 +874,11 @@ class TableReader:
         value = self._get(key)
         return None if value is _ABSENT else value
 
+    def skip_rest(self) -> None:
+        """Treat every key here as read: after an error that makes the others meaningless
+        (a rule of unknown type), so only that error is reported."""
+        self._known.update(self._data)
+
     def finish(self) -> None:
         """Reports every key nobody asked for, here and in all tables read through this one."""
         known = ", ".join(sorted(self._known)) or "none"

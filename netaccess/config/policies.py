@@ -128,6 +128,7 @@ def _rule(table: TableReader) -> Rule | None:
         table.issue(
             "type", f"expected one of {known}, got {toml_string(kind) if kind else 'nothing'}"
         )
+        table.skip_rest()
         return None
     missing = [key for key in ("name", *_REQUIRED.get(kind, ())) if not table.has(key)]
     for key in missing:

@@ -30,6 +30,8 @@ OPS = frozenset(
         "agent.publish",
         "agent.list",
         "posture.reports",
+        "policy.explain",
+        "policy.what-if",
         "patches.import",
         "patches.status",
         "patches.pull",

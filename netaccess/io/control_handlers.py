@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import trio
+
 import netaccess
 from netaccess.config import ApplianceConfig
+from netaccess.config.errors import ConfigError
+from netaccess.config.policies import check_policies_text
 from netaccess.control import ControlError, ErrorCode, Request, Response
 from netaccess.control.views import endpoint_view, event_view, iso_time, role_view
 from netaccess.enforce.intents import Status
@@ -20,7 +25,15 @@ from netaccess.io.feeds import FeedImportError, FeedKeeper, FeedStorageError, fe
 from netaccess.io.inventory import Inventory
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
-from netaccess.policy.feed import FeedError
+from netaccess.policy.feed import FeedError, PatchFeed
+from netaccess.policy.hostchecker import (
+    HostCheckerVerdict,
+    Policy,
+    PostureFacts,
+    evaluate,
+    facts_from_report,
+)
+from netaccess.policy.imv_hostchecker import summarize
 from netaccess.policy.posture import PostureReport
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
@@ -78,6 +91,10 @@ class Appliance:
                 result = await self.import_patches(args)
             case "patches.status":
                 result = self.feeds.status()
+            case "policy.explain":
+                result = await self.explain(args)
+            case "policy.what-if":
+                result = await self.what_if(args)
             case "patches.pull":
                 if not self.config.patch_feed.url:
                     raise ControlError(ErrorCode.BAD_REQUEST, "no patch_feed.url is configured")
@@ -90,6 +107,70 @@ class Appliance:
             case _:
                 raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
         return Response.success(request.id, result)
+
+    async def explain(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The Host Checker trace of an endpoint's latest posture report, judged now by the
+        configured policies of its platform and the current patch feed."""
+        mac = self._mac(args.get("mac"))
+        reports = self.store.posture_reports(mac=mac, limit=1)
+        if not reports:
+            raise ControlError(ErrorCode.NOT_FOUND, f"no posture report from {mac}")
+        report = reports[0]
+        feed = self.feeds.current
+        policies = self.config.policies
+        facts, verdicts = await trio.to_thread.run_sync(_judge, report, policies, feed)
+        return {
+            "mac": mac,
+            "ip": report.ip,
+            "report": report.id,
+            "reported": iso_time(report.finished_at),
+            "platform": facts.platform.value if facts.platform else None,
+            "feed_version": feed.version if feed else None,
+            "verdicts": [verdict_view(v) for v in verdicts],
+            "summary": _access(verdicts),
+        }
+
+    async def what_if(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Replay a proposed policy file over every endpoint's latest posture report: which
+        endpoints' access would change."""
+        text = args.get("policies")
+        if not isinstance(text, str) or len(text) > MAX_POLICY_TEXT:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST,
+                f"policies: a TOML text of at most {MAX_POLICY_TEXT} characters",
+            )
+        try:
+            proposed = check_policies_text(text, str(args.get("source") or "<proposed>"))
+        except ConfigError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        reports = self.store.latest_posture_reports()
+        current, feed = self.config.policies, self.feeds.current
+
+        def replay() -> list[dict[str, Any]]:
+            changes = []
+            for report in reports:
+                facts, before = _judge(report, current, feed)
+                _, after = _judge(report, proposed, feed)
+                was, will = _access(before), _access(after)
+                if was["access"] != will["access"]:
+                    changes.append(
+                        {
+                            "mac": report.mac,
+                            "ip": report.ip,
+                            "platform": facts.platform.value if facts.platform else None,
+                            "before": was,
+                            "after": will,
+                        }
+                    )
+            return changes
+
+        changes = await trio.to_thread.run_sync(replay)
+        return {
+            "endpoints": len(reports),
+            "would_change": len(changes),
+            "changes": changes,
+            "proposed_policies": [p.name for p in proposed],
+        }
 
     def posture_reports(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         """The newest posture reports, of one endpoint (mac or ip) or of all."""
@@ -242,6 +323,56 @@ class Appliance:
             return parse_mac(raw)
         except InvalidMac as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+
+
+MAX_POLICY_TEXT = 1024 * 1024
+
+
+def _judge(
+    report: PostureReport, policies: tuple[Policy, ...], feed: PatchFeed | None
+) -> tuple[PostureFacts, tuple[HostCheckerVerdict, ...]]:
+    facts = facts_from_report(report.attributes)
+    now = datetime.now(UTC)
+    mine = tuple(p for p in policies if p.platform is facts.platform)
+    return facts, tuple(evaluate(policy, facts, feed, now) for policy in mine)
+
+
+def _access(verdicts: tuple[HostCheckerVerdict, ...]) -> dict[str, Any]:
+    """What the verdicts mean for access: allowed, or quarantined with the failed rules."""
+    if not verdicts:
+        return {"access": "allowed", "verdict": "no policy for its platform", "failed": []}
+    summary = summarize(verdicts)
+    return {
+        "access": summary.recommendation.value,
+        "verdict": summary.verdict.value,
+        "failed": list(summary.reasons),
+    }
+
+
+def verdict_view(verdict: HostCheckerVerdict) -> dict[str, Any]:
+    return {
+        "policy": verdict.policy,
+        "compliance": verdict.compliance.value,
+        "rules": [
+            {
+                "rule": r.rule,
+                "type": r.kind,
+                "outcome": r.outcome.value,
+                "seen": r.seen,
+                "required": r.required,
+            }
+            for r in verdict.trace
+        ],
+        "remediation": [
+            {
+                "rule": rule,
+                "instructions": fix.instructions,
+                "link": fix.link,
+                "action": fix.action.value if fix.action else None,
+            }
+            for rule, fix in verdict.remediation
+        ],
+    }
 
 
 def posture_view(report: PostureReport, *, attributes: bool) -> dict[str, Any]:

@@ -316,12 +316,24 @@ class Store:
             where, arguments = " WHERE mac = ?", [mac]
         elif ip is not None:
             where, arguments = " WHERE ip = ?", [ip]
+        return self._select_reports(
+            f"{where} ORDER BY finished_at DESC, id DESC LIMIT ?", [*arguments, limit]
+        )
+
+    def latest_posture_reports(self, *, limit: int = 1_000_000) -> list[PostureReport]:
+        """Each endpoint's newest report (by MAC, or by IP for reports without one)."""
+        return self._select_reports(
+            " WHERE id IN (SELECT max(id) FROM posture_reports"
+            " GROUP BY coalesce(mac, 'ip:' || ip)) ORDER BY finished_at DESC, id DESC LIMIT ?",
+            [limit],
+        )
+
+    def _select_reports(self, clause: str, arguments: list[object]) -> list[PostureReport]:
         with _database_errors(f"reading posture reports from {self._where}"):
             rows = self._connection.execute(
                 "SELECT id, ip, mac, user, started_at, finished_at, verdict, recommendation,"
-                " reasons, remediation, attributes FROM posture_reports"
-                f"{where} ORDER BY finished_at DESC, id DESC LIMIT ?",
-                [*arguments, limit],
+                " reasons, remediation, attributes FROM posture_reports" + clause,
+                arguments,
             ).fetchall()
         return [
             PostureReport(

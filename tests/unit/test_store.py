@@ -263,3 +263,24 @@ def test_posture_reports_round_trip_newest_first_per_endpoint(store: Store) -> N
     assert [replace(r, id=None) for r in kept] == [second, first]
     assert [r.ip for r in store.posture_reports()] == ["10.0.0.9", "10.0.0.5", "10.0.0.5"]
     assert store.posture_reports(ip="10.0.0.9", limit=1)[0].mac is None
+
+
+def test_latest_posture_reports_gives_each_endpoints_newest(store: Store) -> None:
+    def report(ip: str, mac: str | None, at: float) -> PostureReport:
+        return PostureReport(ip, at, at, Verdict.COMPLIANT, Recommendation.ALLOWED, mac=mac)
+
+    store.add_posture_reports(
+        [
+            report("10.0.0.5", MAC_A, 1.0),
+            report("10.0.0.5", MAC_A, 2.0),
+            report("10.0.0.9", None, 3.0),
+            report("10.0.0.9", None, 4.0),
+            report("10.0.0.7", "02:00:00:00:00:0b", 5.0),
+        ]
+    )
+    latest = store.latest_posture_reports()
+    assert [(r.ip, r.finished_at) for r in latest] == [
+        ("10.0.0.7", 5.0),
+        ("10.0.0.9", 4.0),
+        ("10.0.0.5", 2.0),
+    ]
