@@ -51,7 +51,9 @@ from netaccess.config.model import (
     RemoteImvFailure,
 )
 from netaccess.config.policies import read_policies
+from netaccess.policy.admission import RoleMapping
 from netaccess.policy.feed import ED25519_KEY_BYTES
+from netaccess.policy.hostchecker import Platform, Policy
 from netaccess.policy.roles import (
     BUILTIN_ROLES,
     ROLE_NAME_MAX,
@@ -85,19 +87,20 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
     """Validates a whole config; raises ConfigError listing every issue, in file order."""
     issues = _IssueLog(source, text)
     root = TableReader(_parse_toml(text, source), (), issues)
+    policies = read_policies(root)  # first: roles and realms name them
     config = ApplianceConfig(
         daemon=_daemon(root.subtable("daemon")),
         interfaces=_interfaces(root.subtable("interfaces")),
         detection=_detection(root.subtable("detection")),
         source=source,
         enforcement=_enforcement(root.subtable("enforcement")),
-        roles=_roles(root),
+        roles=_roles(root, policies),
         portal=_portal(root.subtable("portal")),
+        policies=policies,
     )
-    config = dataclasses.replace(config, realms=_realms(root, config.roles))
+    config = dataclasses.replace(config, realms=_realms(root, config.roles, policies))
     config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
     config = dataclasses.replace(config, patch_feed=_patch_feed(root.subtable("patch_feed")))
-    config = dataclasses.replace(config, policies=read_policies(root))
     root.finish()
     issues.raise_if_any()
     return config
@@ -514,9 +517,20 @@ def _url_problem(value: object) -> str | None:
     return None
 
 
-def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:
-    """Portal login realms, in file order; each maps to a declared role."""
+def _realms(
+    root: TableReader, roles: tuple[Role, ...], policies: tuple[Policy, ...] = ()
+) -> tuple[Realm, ...]:
+    """Portal login realms, in file order; each maps to declared roles."""
     known = {role.name for role in roles}
+
+    def known_role(table: TableReader, key: str, value: str) -> bool:
+        if value in known:
+            return True
+        table.issue(
+            key, f"unknown role {toml_string(value)} (declared: {', '.join(sorted(known))})"
+        )
+        return False
+
     realms: dict[str, Realm] = {}
     for table in root.array_of_tables("realms"):
         if not table.has("name"):
@@ -528,23 +542,78 @@ def _realms(root: TableReader, roles: tuple[Role, ...]) -> tuple[Realm, ...]:
         )
         role = table.string("role", "")
         title = table.string("title", name)
-        if table.has("role") and role not in known:
-            table.issue(
-                "role", f"unknown role {toml_string(role)} (declared: {', '.join(sorted(known))})"
-            )
+        if table.has("role"):
+            known_role(table, "role", role)
+        realm_policies = _policy_names(table, policies)
+        remediation = table.string("remediation_role", "")
+        if remediation:
+            known_role(table, "remediation_role", remediation)
+        mappings = []
+        for mapping in table.array_of_tables("mappings"):
+            mapped = mapping.string("role", "")
+            if not mapping.has("role"):
+                mapping.issue((), "missing required key role")
+            elif known_role(mapping, "role", mapped):
+                mappings.append(
+                    RoleMapping(
+                        mapped,
+                        frozenset(_names(mapping, "users")),
+                        frozenset(_names(mapping, "groups")),
+                        frozenset(_platforms(mapping)),
+                    )
+                )
         if name in realms:
             table.issue("name", f"realm {toml_string(name)} is declared twice")
             continue
         if name:
-            realms[name] = Realm(name, role, title)
+            realms[name] = Realm(
+                name, role, title, realm_policies, remediation or None, tuple(mappings)
+            )
     return tuple(realms.values())
 
 
-def _roles(root: TableReader) -> tuple[Role, ...]:
+def _names(table: TableReader, key: str) -> list[str]:
+    raw = table.raw(key)
+    if raw is None:
+        return []
+    if isinstance(raw, list) and all(isinstance(v, str) and v for v in raw):
+        return list(raw)
+    table.issue(key, f"expected a list of names, got {toml_repr(raw)}")
+    return []
+
+
+def _platforms(table: TableReader) -> list[Platform]:
+    found = []
+    for value in _names(table, "platforms"):
+        try:
+            found.append(Platform(value))
+        except ValueError:
+            choices = ", ".join(toml_string(p.value) for p in Platform)
+            table.issue("platforms", f"{toml_string(value)} is not a platform ({choices})")
+    return found
+
+
+def _policy_names(table: TableReader, policies: tuple[Policy, ...]) -> tuple[str, ...]:
+    """`policies = ["name", ...]`: Host Checker policies declared in [[policies]]."""
+    raw = table.raw("policies")
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+        table.issue("policies", f"expected a list of policy names, got {toml_repr(raw)}")
+        return ()
+    known = {policy.name for policy in policies}
+    for name in raw:
+        if name not in known:
+            declared = ", ".join(sorted(known)) or "none"
+            table.issue("policies", f"unknown policy {toml_string(name)} (declared: {declared})")
+    return tuple(dict.fromkeys(raw))
+
+
+def _roles(root: TableReader, policies: tuple[Policy, ...] = ()) -> tuple[Role, ...]:
     """Built-in roles first (the config may tune them), then the declared ones in file order."""
     declared: dict[str, Role] = {}
     for table in root.array_of_tables("roles"):
-        role = _role(table)
+        role = _role(table, policies)
         if role is None:
             continue
         if role.name in declared:
@@ -557,7 +626,7 @@ def _roles(root: TableReader) -> tuple[Role, ...]:
     return builtins + tuple(declared.values())
 
 
-def _role(table: TableReader) -> Role | None:
+def _role(table: TableReader, policies: tuple[Policy, ...] = ()) -> Role | None:
     name = table.string(
         "name",
         "",
@@ -574,9 +643,10 @@ def _role(table: TableReader) -> Role | None:
     allow = tuple(_destinations(table))
     recheck = _optional_seconds(table, "recheck_interval")
     lifetime = _optional_seconds(table, "session_lifetime")
+    role_policies = _policy_names(table, policies)
     if not name:
         return None
-    return Role(name, vlan, captive, allow, recheck, lifetime)
+    return Role(name, vlan, captive, allow, recheck, lifetime, role_policies)
 
 
 def _optional_seconds(table: TableReader, key: str) -> float | None:

@@ -6,6 +6,8 @@ import enum
 import ipaddress
 from dataclasses import dataclass
 
+from netaccess.policy.admission import RealmAdmission, RoleMapping
+
 QUARANTINE = "quarantine"
 REMEDIATION = "remediation"
 BUILTIN_ROLES = (QUARANTINE, REMEDIATION)
@@ -30,12 +32,26 @@ class Destination:
 
 @dataclass(frozen=True, slots=True)
 class Realm:
-    """Where portal users log in: its local users, once authenticated, get `role` (later
-    Host Checker decides between this and remediation)."""
+    """Where portal users log in. Its local users, once authenticated, get a role: the
+    first of `mappings` (then `role`, the default) whose Host Checker policies they pass
+    (netaccess.policy.admission). `policies`: realm-level Host Checker policies, checked
+    before sign-in; failing them denies sign-in, or gives `remediation_role` if set."""
 
     name: str
     role: str
     title: str = ""
+    policies: tuple[str, ...] = ()
+    remediation_role: str | None = None
+    mappings: tuple[RoleMapping, ...] = ()
+
+    def admission(self) -> RealmAdmission:
+        """The realm as sign-in decides on it: its mappings, then the default role."""
+        return RealmAdmission(
+            self.name,
+            self.policies,
+            self.remediation_role,
+            (*self.mappings, RoleMapping(self.role)),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +62,7 @@ class Role:
     allow: tuple[Destination, ...] = ()
     recheck_interval: float | None = None  # seconds
     session_lifetime: float | None = None  # seconds
+    policies: tuple[str, ...] = ()  # role-level Host Checker policies (by name)
 
     @property
     def builtin(self) -> bool:

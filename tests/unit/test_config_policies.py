@@ -161,3 +161,77 @@ def test_appliance_policy_check_passes_the_example_and_names_a_bad_key(tmp_path:
     refused = CliRunner().invoke(main, ["policy", "check", str(bad)])
     assert refused.exit_code == 1
     assert f"{bad}:7: policies[0].rules[0].port:" in refused.output
+
+
+BASE = """
+[[policies]]
+name = "linux-desktop"
+platform = "linux"
+[[policies.rules]]
+name = "os"
+type = "os"
+os = "Debian"
+
+[[roles]]
+name = "full"
+vlan = 100
+policies = ["linux-desktop"]
+
+[[roles]]
+name = "guests"
+vlan = 200
+"""
+
+
+def test_realms_and_roles_name_their_policies_mappings_and_remediation_role() -> None:
+    from netaccess.config import load_config_text
+    from netaccess.policy.admission import RoleMapping
+
+    config = load_config_text(
+        BASE + '[[realms]]\nname = "corp"\nrole = "guests"\npolicies = ["linux-desktop"]\n'
+        'remediation_role = "remediation"\n'
+        '[[realms.mappings]]\nrole = "full"\ngroups = ["eng"]\nplatforms = ["linux", "macos"]\n',
+        "c.toml",
+    )
+    assert config.role("full").policies == ("linux-desktop",)  # type: ignore[union-attr]
+    (realm,) = config.realms
+    assert (realm.policies, realm.remediation_role) == (("linux-desktop",), "remediation")
+    admission = realm.admission()
+    assert admission.mappings == (
+        RoleMapping(
+            "full", frozenset(), frozenset({"eng"}), frozenset({Platform.LINUX, Platform.MACOS})
+        ),
+        RoleMapping("guests"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("realm", "expected"),
+    [
+        (
+            'policies = ["nope"]\n',
+            'realms[0].policies: unknown policy "nope" (declared: linux-desktop)',
+        ),
+        ('remediation_role = "jail"\n', 'realms[0].remediation_role: unknown role "jail"'),
+        ('[[realms.mappings]]\nrole = "gold"\n', 'realms[0].mappings[0].role: unknown role "gold"'),
+        ('[[realms.mappings]]\nrole = "full"\nplatforms = ["beos"]\n', '"beos" is not a platform'),
+        ("[[realms.mappings]]\ngroups = []\n", "realms[0].mappings[0]: missing required key role"),
+    ],
+)
+def test_realm_references_are_checked(realm: str, expected: str) -> None:
+    from netaccess.config import load_config_text
+
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(BASE + '[[realms]]\nname = "corp"\nrole = "guests"\n' + realm, "c.toml")
+    assert expected in str(caught.value)
+
+
+def test_a_role_naming_an_unknown_policy_is_reported() -> None:
+    from netaccess.config import load_config_text
+
+    with pytest.raises(
+        ConfigError, match=r'c.toml:13: roles\[0\]\.policies: unknown policy "windows"'
+    ):
+        load_config_text(
+            BASE.replace('policies = ["linux-desktop"]', 'policies = ["windows"]'), "c.toml"
+        )
