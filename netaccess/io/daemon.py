@@ -104,7 +104,13 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as root:
             services_scope = trio.CancelScope()
-            portal = Portal(config, appliance.inventory, appliance.store, agents=appliance.agents)
+            portal = Portal(
+                config,
+                appliance.inventory,
+                appliance.store,
+                agents=appliance.agents,
+                feed=lambda: appliance.feeds.current,
+            )
             portal_http = _portal_server(config, portal.handle_http, "portal-http")
             portal_https = _portal_server(config, portal.handle_https, "portal-https")
             certificate = _portal_certificate(config)
