@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[2]
 APPLIANCE = [str(REPO / ".venv" / "bin" / "appliance")]
 
 
-def write_config(base: Path, extra: str = "") -> Path:
+def write_config(base: Path, extra: str = "", realm_extra: str = "") -> Path:
+    """The lab appliance's config; `extra` goes after [enforcement] (more tables),
+    `realm_extra` into the staff realm (more keys, then sub-tables)."""
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
     config = base / "appliance.toml"
@@ -52,6 +54,7 @@ allow = ["0.0.0.0/0", "::/0"]
 name = "staff"
 role = "full"
 title = "Staff"
+{realm_extra}
 """
     )
     return config
