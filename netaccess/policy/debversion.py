@@ -5,6 +5,7 @@ patch feed and the Linux patch rules compare installed and fixed versions with i
 from __future__ import annotations
 
 import functools
+import re
 import string
 from dataclasses import dataclass, field
 from typing import TypeAlias
@@ -17,6 +18,9 @@ _DIGITS = frozenset(string.digits)
 _LETTERS = frozenset(string.ascii_letters)
 _UPSTREAM_CHARS = _DIGITS | _LETTERS | frozenset(".+-~:")
 _REVISION_CHARS = _DIGITS | _LETTERS | frozenset(".+~")
+# The same sets as patterns: a fullmatch is one C call, where the set difference built a set.
+_UPSTREAM = re.compile(r"[0-9A-Za-z.+~:-]*")
+_REVISION = re.compile(r"[0-9A-Za-z.+~]*")
 
 # One step of the comparison: a non-digit run as character weights, closed by a 0 (what dpkg
 # reads at a digit or at the end), then the digit run's value. Past its end, a string reads as
@@ -40,18 +44,27 @@ def _weight(char: str) -> int:
     return ord(char) + 256
 
 
+class _Weights(dict[str, int]):
+    """_weight of each character, worked out once per character."""
+
+    def __missing__(self, char: str) -> int:
+        weight = self[char] = _weight(char)
+        return weight
+
+
+_WEIGHTS = _Weights()
+# A step: a run of non-digits (maybe empty), then a run of digits (maybe empty). At the end
+# of the string the pattern also matches empty once more; that match is not a step.
+_STEP = re.compile(r"([^0-9]*)([0-9]*)")
+
+
 def _steps(part: str) -> tuple[_Step, ...]:
-    steps: list[_Step] = []
-    i, end = 0, len(part)
-    while i < end:
-        start = i
-        while i < end and part[i] not in _DIGITS:
-            i += 1
-        weights = (*(_weight(c) for c in part[start:i]), 0)
-        start = i
-        while i < end and part[i] in _DIGITS:
-            i += 1
-        steps.append((weights, int(part[start:i]) if i > start else 0))
+    weights = _WEIGHTS
+    steps: list[_Step] = [
+        ((*map(weights.__getitem__, run), 0), int(digits) if digits else 0)
+        for run, digits in _STEP.findall(part)
+        if run or digits
+    ]
     while steps and steps[-1] == _NEUTRAL:
         steps.pop()
     return tuple(steps)
@@ -83,7 +96,7 @@ class DebianVersion:
             raise DebianVersionError(f"epoch {self.epoch} is outside 0..{MAX_EPOCH}")
         if not self.upstream:
             raise DebianVersionError("the upstream version is empty")
-        bad = set(self.upstream) - _UPSTREAM_CHARS
+        bad = set() if _UPSTREAM.fullmatch(self.upstream) else set(self.upstream) - _UPSTREAM_CHARS
         if bad:
             raise DebianVersionError(
                 f"upstream version {self.upstream!r} has {_listed(bad)}; allowed are "
@@ -93,7 +106,7 @@ class DebianVersion:
             raise DebianVersionError(
                 f"upstream version {self.upstream!r} has a hyphen but there is no revision"
             )
-        bad = set(self.revision) - _REVISION_CHARS
+        bad = set() if _REVISION.fullmatch(self.revision) else set(self.revision) - _REVISION_CHARS
         if bad:
             raise DebianVersionError(
                 f"revision {self.revision!r} has {_listed(bad)}; allowed are "
@@ -147,7 +160,7 @@ def parse_version(text: str) -> DebianVersion:
         raise DebianVersionError("a version is empty")
     if len(version) > MAX_VERSION_CHARS:
         raise DebianVersionError(f"a version has more than {MAX_VERSION_CHARS} characters")
-    if any(c.isspace() for c in version):
+    if len(version.split(None, 1)) > 1:  # str.split() splits where isspace() is true
         raise DebianVersionError(f"version {version!r} has embedded whitespace")
     epoch = 0
     rest = version

@@ -14,17 +14,26 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from itertools import compress
+from operator import itemgetter
+from typing import Any, Generic, Protocol, TypeVar
 
-from netaccess.policy.debversion import DebianVersionError, compare_versions
+from netaccess.policy.debversion import DebianVersionError, compare_versions, parse_version
 from netaccess.policy.expression import (
+    And,
     Expression,
+    Name,
+    Not,
+    Or,
     Truth,
     all_of,
     evaluate_expression,
     names_in,
 )
+from netaccess.policy.feed import PatchFeed
 from netaccess.policy.posture import ReportedAttribute
+
+_V = TypeVar("_V")
 
 
 class Platform(enum.Enum):
@@ -127,10 +136,24 @@ _PLATFORM_OF_PRODUCT = (
 
 
 def platform_of(product: str) -> Platform | None:
+    try:
+        return _PLATFORM_OF_NAME[product]
+    except KeyError:
+        pass
+    found = None
     for pattern, platform in _PLATFORM_OF_PRODUCT:
         if pattern.search(product):
-            return platform
-    return None
+            found = platform
+            break
+    if len(_PLATFORM_OF_NAME) >= _PLATFORM_NAMES_KEPT:
+        _PLATFORM_OF_NAME.clear()
+    _PLATFORM_OF_NAME[product] = found
+    return found
+
+
+# OS product names seen (a fleet has a handful), so the patterns run once per name.
+_PLATFORM_OF_NAME: dict[str, Platform | None] = {}
+_PLATFORM_NAMES_KEPT = 1024
 
 
 def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
@@ -150,10 +173,17 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
             found["service_pack"] = _int(value.get("service_pack_major"))
             found.setdefault("os_version", f"{value.get('major')}.{value.get('minor')}")
         elif name == "InstalledPackages":
-            packages = found.setdefault("packages", {})
-            for pair in value.get("packages", ()):
-                if isinstance(pair, list | tuple) and len(pair) == 2:
-                    packages[str(pair[0])] = str(pair[1])
+            pairs = value.get("packages", ())
+            plain = _plain_packages(pairs)
+            packages = found.get("packages")
+            if packages is None:
+                packages = found["packages"] = {} if plain is None else plain
+            elif plain is not None:
+                packages.update(plain)
+            if plain is None:
+                for pair in pairs:
+                    if isinstance(pair, list | tuple) and len(pair) == 2:
+                        packages[str(pair[0])] = str(pair[1])
         elif name == "Antivirus":
             fact = ProtectionFact(
                 str(value.get("product", "")),
@@ -176,7 +206,10 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
             )
         elif name == "RunningProcesses":
             found["processes"] = tuple(
-                (str(p.get("name", "")), str(p.get("path", ""))) for p in value.get("processes", ())
+                [
+                    (str(p.get("name", "")), str(p.get("path", "")))
+                    for p in value.get("processes", ())
+                ]
             )
         elif name == "FileHashes":
             found["files"] = {
@@ -212,6 +245,50 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
     if "patch_managers" in found:
         found["patch_managers"] = tuple(found["patch_managers"])
     return PostureFacts(**found)
+
+
+def _plain_packages(pairs: object) -> dict[str, str] | None:
+    """`pairs` as a dict when every entry is a [name, version] list (or tuple) of two
+    strings, as in every well-formed report; built and checked in C, it costs half the loop
+    over the entries. None for anything else: the caller walks the entries one by one."""
+    if type(pairs) is not list and type(pairs) is not tuple:
+        return None
+    kinds = list(map(type, pairs))
+    size = len(kinds)
+    try:
+        lists = kinds.count(list)
+        if lists == size or lists + kinds.count(tuple) == size:
+            packages = dict(pairs)  # ValueError: an entry of another length than two
+        elif all(map(_plain_pair_type, set(kinds))):
+            # pa.Package (a NamedTuple), as a live session's attribute holds them: dict()
+            # would copy each into a list first.
+            if list(map(len, pairs)).count(2) != size:
+                return None
+            packages = dict(zip(map(_FIRST, pairs), map(_SECOND, pairs), strict=True))
+        else:
+            return None
+    except (TypeError, ValueError):  # TypeError: an unhashable name
+        return None
+    size = len(packages)
+    if list(map(type, packages)).count(str) != size:
+        return None
+    if list(map(type, packages.values())).count(str) != size:
+        return None
+    return packages
+
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def _plain_pair_type(kind: type) -> bool:
+    """list, tuple, or a subclass that reads as one (a NamedTuple such as pa.Package)."""
+    for base in (tuple, list):
+        if issubclass(kind, base):
+            return all(
+                getattr(kind, method) is getattr(base, method)
+                for method in ("__iter__", "__getitem__", "__len__")
+            )
+    return False
 
 
 def _int(value: object) -> int | None:
@@ -278,10 +355,38 @@ class Context:
     feed: PatchCatalog | None
     now: datetime
     platform: Platform
+    # What the rules of one evaluation derive from these facts and share (the running
+    # processes' names lower-cased), made once, by the first rule that needs it.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def process_names(self) -> list[str] | None:
+        """The reported processes' names, lower-cased, in report order."""
+        try:
+            lowered: list[str] | None = self.derived["process_names"]
+        except KeyError:
+            processes = self.facts.processes
+            lowered = None
+            if processes is not None:
+                lowered = list(map(str.lower, map(_FIRST, processes)))
+            self.derived["process_names"] = lowered
+        return lowered
 
 
 def version_compare(a: str, b: str, platform: Platform) -> int:
-    """Debian's algorithm on Linux (its packages), dotted numbers elsewhere."""
+    """Debian's algorithm on Linux (its packages), dotted numbers elsewhere. Results are
+    kept (_LINUX_ORDER, _DOTTED_ORDER): a fleet reports the same versions over and over."""
+    cache = _LINUX_ORDER if platform is Platform.LINUX else _DOTTED_ORDER
+    key = (a, b)
+    found = cache.young.get(key)
+    if found is None:
+        found = cache.old.get(key)
+        if found is None:
+            found = _version_compare(a, b, platform)
+        cache.put(key, found)
+    return found
+
+
+def _version_compare(a: str, b: str, platform: Platform) -> int:
     if platform is Platform.LINUX:
         try:
             return compare_versions(a, b)
@@ -295,9 +400,183 @@ def _numbers(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:8])
 
 
+# --- caches shared by evaluations ---------------------------------------------------------
+#
+# Evaluations of different endpoints share what depends only on versions, on the feed or on
+# one small fact, never anything about one report: the order of two version strings, the
+# feed's products by name, the results of the rules that read one small fact (below, at
+# _RULE_MEMOS) and the platform of OS names. All bounded; clear_caches() empties them (the
+# cold figure of tools/bench/policy.py). A fleet reports the same versions over and over.
+
+_ORDER_GENERATION = 8192  # version pairs per generation: ~2.5 MB at most per _Recent
+_FEED_INDEXES_KEPT = 2  # the current feed and the one it replaced
+
+
+class _Recent(Generic[_V]):
+    """A bounded cache that keeps what was used lately, as an LRU would, for the price of one
+    dict lookup per hit: when the young generation is full it becomes the old one (the
+    previous old one is dropped), and a hit in the old generation is copied to the young."""
+
+    __slots__ = ("limit", "old", "young")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.young: dict[tuple[str, str], _V] = {}
+        self.old: dict[tuple[str, str], _V] = {}
+
+    def put(self, key: tuple[str, str], value: _V) -> None:
+        if len(self.young) >= self.limit:
+            self.old = self.young
+            self.young = {}
+        self.young[key] = value
+
+    def clear(self) -> None:
+        self.young, self.old = {}, {}
+
+
+_LINUX_ORDER: _Recent[int] = _Recent(_ORDER_GENERATION)  # Debian's order (or dotted)
+_DOTTED_ORDER: _Recent[int] = _Recent(_ORDER_GENERATION)  # every other platform
+# The same as "the first sorts before the second", for patch rules: a list of these picks
+# the outdated packages out of the known ones in one C call (itertools.compress).
+_LINUX_BEHIND: _Recent[bool] = _Recent(_ORDER_GENERATION)
+_DOTTED_BEHIND: _Recent[bool] = _Recent(_ORDER_GENERATION)
+
+
+def _behind(installed: str, latest: str, platform: Platform, kept: _Recent[bool]) -> bool:
+    key = (installed, latest)
+    found = kept.old.get(key)
+    if found is None:
+        found = version_compare(installed, latest, platform) < 0
+    kept.put(key, found)
+    return found
+
+
+class _Counting(dict[str, bool]):
+    """Per product name, filled as asked: whether its latest patch counts for a patch rule
+    (the feed has no such patch, or it is of a severity not ignored and out of its grace
+    period), for one feed, set of ignored severities, grace period and day."""
+
+    __slots__ = ("feed", "grace", "ignored", "products", "today")
+
+    def __init__(
+        self,
+        feed: PatchFeed,
+        products: Mapping[str, Any],
+        ignored: frozenset[Severity],
+        grace: timedelta,
+        today: date,
+    ) -> None:
+        super().__init__()
+        self.feed, self.products = feed, products
+        self.ignored, self.grace, self.today = ignored, grace, today
+
+    def __missing__(self, name: str) -> bool:
+        product = self.products[name]
+        patch = self.feed.patch(f"{product.id}/{product.latest_version}")
+        counts = patch is None or (
+            _severity(patch.severity) not in self.ignored
+            and patch.released + self.grace <= self.today
+        )
+        self[name] = counts
+        return counts
+
+
+@dataclass(slots=True)
+class _FeedIndex:
+    """One PatchFeed's products of one platform by name (the first of a name, as
+    product_named gives it) and their latest versions, and the _Counting of the patch rules
+    that asked. Kept for the feed object itself: a PatchFeed is frozen, a new feed is a new
+    object."""
+
+    feed: PatchFeed
+    products: dict[str, Any]
+    latest: dict[str, str]
+    counting: dict[tuple[frozenset[Severity], int, date], _Counting]
+
+    def counting_for(self, rule: PatchRule, today: date) -> _Counting:
+        key = (rule.ignore_severities, rule.grace_days, today)
+        found = self.counting.get(key)
+        if found is None:
+            if len(self.counting) >= _COUNTINGS_KEPT:
+                self.counting.clear()
+            found = _Counting(
+                self.feed,
+                self.products,
+                rule.ignore_severities,
+                timedelta(days=rule.grace_days),
+                today,
+            )
+            self.counting[key] = found
+        return found
+
+
+_COUNTINGS_KEPT = 16  # (ignored severities, grace days, day) per feed index
+_FEED_INDEXES: dict[tuple[int, Platform], _FeedIndex] = {}
+
+
+def _feed_index(feed: PatchFeed, platform: Platform) -> _FeedIndex:
+    key = (id(feed), platform)
+    index = _FEED_INDEXES.get(key)
+    if index is not None and index.feed is feed:
+        return index
+    products: dict[str, Any] = {}
+    wanted = platform.value
+    for product in feed.products:
+        if product.platform == wanted and product.name not in products:
+            products[product.name] = product
+    latest = {name: product.latest_version for name, product in products.items()}
+    index = _FeedIndex(feed, products, latest, {})
+    while len({id(i.feed) for i in _FEED_INDEXES.values()} | {id(feed)}) > _FEED_INDEXES_KEPT:
+        del _FEED_INDEXES[next(iter(_FEED_INDEXES))]  # the oldest
+    _FEED_INDEXES[key] = index
+    return index
+
+
+def clear_caches() -> None:
+    """Forget everything kept between evaluations: version orders, feed indexes, rule
+    results, OS platforms, and debversion's parsed versions."""
+    for kept in (_LINUX_ORDER, _DOTTED_ORDER, _LINUX_BEHIND, _DOTTED_BEHIND):
+        kept.clear()
+    _FEED_INDEXES.clear()
+    _RULE_MEMOS.clear()
+    _PLATFORM_OF_NAME.clear()
+    parse_version.cache_clear()
+
+
 def _result(rule: Rule, ok: bool | None, seen: str, required: str) -> RuleResult:
     outcome = Truth.UNKNOWN if ok is None else (Truth.TRUE if ok else Truth.FALSE)
     return RuleResult(rule.name, rule.kind, outcome, seen, required)
+
+
+# Results of the rules whose outcome follows from one small fact (the OS, one package's
+# version, one file's hash, one port, one registry value), by that fact: endpoints of a
+# fleet report the same ones, and a hit costs a lookup instead of a check and its text.
+# Kept per rule object (held here, so its id is not reused while kept).
+_RULE_MEMOS: dict[int, tuple[Rule, dict[Any, RuleResult]]] = {}
+_RULES_KEPT = 4096
+_RESULTS_KEPT = 1024  # per rule
+_NOTHING = object()  # the endpoint reported no such facts at all
+_ABSENT = object()  # it reported them, without this one
+
+
+def _recalled(rule: Rule, key: Any) -> RuleResult | None:
+    entry = _RULE_MEMOS.get(id(rule))
+    if entry is None or entry[0] is not rule:
+        return None
+    return entry[1].get(key)
+
+
+def _remember(rule: Rule, key: Any, result: RuleResult) -> RuleResult:
+    entry = _RULE_MEMOS.get(id(rule))
+    if entry is None or entry[0] is not rule:
+        if len(_RULE_MEMOS) >= _RULES_KEPT:
+            _RULE_MEMOS.clear()
+        entry = _RULE_MEMOS[id(rule)] = (rule, {})
+    memo = entry[1]
+    if len(memo) >= _RESULTS_KEPT:
+        memo.clear()
+    memo[key] = result
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +589,17 @@ class OsRule:
     kind = "os"
 
     def check(self, ctx: Context) -> RuleResult:
+        facts = ctx.facts
+        key = (
+            facts.os_name,
+            facts.os_version,
+            facts.service_pack,
+            type(facts.service_pack),
+            ctx.platform is Platform.LINUX,
+        )
+        return _recalled(self, key) or _remember(self, key, self._check(ctx))
+
+    def _check(self, ctx: Context) -> RuleResult:
         facts = ctx.facts
         required = " ".join(
             part
@@ -350,6 +640,12 @@ class SoftwareRule:
     kind = "software"
 
     def check(self, ctx: Context) -> RuleResult:
+        packages = ctx.facts.packages
+        installed = _NOTHING if packages is None else packages.get(self.product)
+        key = (installed, ctx.platform is Platform.LINUX)
+        return _recalled(self, key) or _remember(self, key, self._check(ctx))
+
+    def _check(self, ctx: Context) -> RuleResult:
         required = f"{self.product} >= {self.min_version}"
         packages = ctx.facts.packages
         if packages is None:
@@ -359,6 +655,9 @@ class SoftwareRule:
             return _result(self, False, f"{self.product} not installed", required)
         ok = version_compare(installed, self.min_version, ctx.platform) >= 0
         return _result(self, ok, f"{self.product} {installed}", required)
+
+
+_SHOWN_MISSING = 20  # missing products or patches named in a patch rule's trace
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,29 +691,40 @@ class PatchRule:
             return _result(self, None, "no patch feed loaded", required)
         packages = ctx.facts.packages
         if self.by_product and packages is not None:
-            missing = self._missing_products(ctx, packages)
+            found = self._missing_products(ctx, packages)
+            if found is None:
+                return _result(self, None, "the feed does not know these products", required)
+            count, shown = found
         elif not self.by_product and (packages is not None or ctx.facts.patch_managers):
             missing = self._missing_patches(ctx, packages)
+            count, shown = len(missing), missing[:_SHOWN_MISSING]
         else:
             return _result(self, None, "no package list reported", required)
-        if missing is None:
-            return _result(self, None, "the feed does not know these products", required)
-        seen = "none missing" if not missing else "missing: " + ", ".join(missing[:20])
-        if len(missing) > 20:
-            seen += f" (+{len(missing) - 20} more)"
-        return _result(self, not missing, seen, required)
+        seen = "none missing" if not count else "missing: " + ", ".join(shown)
+        if count > _SHOWN_MISSING:
+            seen += f" (+{count - _SHOWN_MISSING} more)"
+        return _result(self, not count, seen, required)
 
     def _counts(self, severity: str, released: date, now: datetime) -> bool:
         if _severity(severity) in self.ignore_severities:
             return False
         return released + timedelta(days=self.grace_days) <= now.date()
 
-    def _missing_products(self, ctx: Context, packages: Mapping[str, str]) -> list[str] | None:
-        assert ctx.feed is not None
-        names = sorted(packages) if self.products == ("*",) else list(self.products)
-        missing, known = [], 0
+    def _missing_products(
+        self, ctx: Context, packages: Mapping[str, str]
+    ) -> tuple[int, list[str]] | None:
+        """How many products are missing their latest patch, and the first _SHOWN_MISSING
+        as "name installed < latest"; None when the feed knows none of the named ones."""
+        feed = ctx.feed
+        if isinstance(feed, PatchFeed):
+            return self._missing_products_indexed(_feed_index(feed, ctx.platform), ctx, packages)
+        assert feed is not None
+        every = self.products == ("*",)
+        names = sorted(packages) if every else list(self.products)
+        missing: list[str] = []
+        count = known = 0
         for name in names:
-            product = ctx.feed.product_named(name, ctx.platform.value)
+            product = feed.product_named(name, ctx.platform.value)
             if product is None:
                 continue
             known += 1
@@ -423,11 +733,51 @@ class PatchRule:
                 continue  # not installed: nothing to patch
             if version_compare(installed, product.latest_version, ctx.platform) >= 0:
                 continue
-            patch = ctx.feed.patch(f"{product.id}/{product.latest_version}")
+            patch = feed.patch(f"{product.id}/{product.latest_version}")
             if patch is not None and not self._counts(patch.severity, patch.released, ctx.now):
                 continue
-            missing.append(f"{name} {installed} < {product.latest_version}")
-        return missing if known or self.products == ("*",) else None
+            count += 1
+            if count <= _SHOWN_MISSING:
+                missing.append(f"{name} {installed} < {product.latest_version}")
+        return (count, missing) if known or every else None
+
+    def _missing_products_indexed(
+        self, index: _FeedIndex, ctx: Context, packages: Mapping[str, str]
+    ) -> tuple[int, list[str]] | None:
+        """_missing_products against a PatchFeed's index, in C as far as it goes: only the
+        installed packages the feed knows are looked at (a set intersection), their order
+        against the latest version comes from the kept comparisons, whether a missing patch
+        counts is kept per feed, rule and day, and text is written only for those shown."""
+        latest = index.latest
+        platform = ctx.platform
+        every = self.products == ("*",)
+        if every:
+            names = list(packages.keys() & latest.keys())
+            known = 1
+        else:
+            names = [name for name in self.products if name in latest]
+            known = len(names)
+            names = [name for name in names if name in packages]
+        installed = list(map(packages.__getitem__, names))
+        latests = list(map(latest.__getitem__, names))
+        kept = _LINUX_BEHIND if platform is Platform.LINUX else _DOTTED_BEHIND
+        behind: list[bool | None] = list(map(kept.young.get, zip(installed, latests, strict=True)))
+        try:
+            sum(behind)  # type: ignore[arg-type]
+        except TypeError:  # a None: a pair not kept (lately)
+            behind = [
+                _behind(a, b, platform, kept) if found is None else found
+                for found, a, b in zip(behind, installed, latests, strict=True)
+            ]
+        outdated = list(compress(names, behind))
+        if not outdated:
+            return (0, []) if known else None
+        if every:
+            outdated.sort()
+        counting = index.counting_for(self, ctx.now.date())
+        missing = list(filter(counting.__getitem__, outdated))
+        shown = [f"{name} {packages[name]} < {latest[name]}" for name in missing[:_SHOWN_MISSING]]
+        return len(missing), shown
 
     def _missing_patches(self, ctx: Context, packages: Mapping[str, str] | None) -> list[str]:
         assert ctx.feed is not None
@@ -583,10 +933,19 @@ class ProcessRule:
         required = f"{self.process} {'running' if self.running else 'not running'}"
         if self.sha256:
             required += f" with SHA-256 {self.sha256[:16]}…"
-        processes = ctx.facts.processes
-        if processes is None:
+        names = ctx.process_names()
+        if names is None:
             return _result(self, None, "no process list reported", required)
-        matching = [path for name, path in processes if name.lower() == self.process.lower()]
+        wanted = self.process.lower()
+        matching = []
+        count = names.count(wanted)
+        if count:
+            processes = ctx.facts.processes
+            assert processes is not None
+            at = -1
+            for _ in range(count):
+                at = names.index(wanted, at + 1)
+                matching.append(processes[at][1])
         if self.running and self.sha256 and matching:
             files = ctx.facts.files
             if files is None:
@@ -607,6 +966,11 @@ class FileRule:
     kind = "file"
 
     def check(self, ctx: Context) -> RuleResult:
+        files = ctx.facts.files
+        key = _NOTHING if files is None else files.get(self.path, _ABSENT)
+        return _recalled(self, key) or _remember(self, key, self._check(ctx))
+
+    def _check(self, ctx: Context) -> RuleResult:
         required = f"{self.path} present" + (
             f", SHA-256 {self.sha256[:16]}…" if self.sha256 else ""
         )
@@ -631,6 +995,15 @@ class RegistryRule:
     kind = "registry"
 
     def check(self, ctx: Context) -> RuleResult:
+        registry = ctx.facts.registry
+        key = (
+            _NOTHING
+            if registry is None
+            else registry.get((self.key.lower(), self.value_name.lower()))
+        )
+        return _recalled(self, key) or _remember(self, key, self._check(ctx))
+
+    def _check(self, ctx: Context) -> RuleResult:
         required = f"{self.key}\\{self.value_name} = {self.data}"
         registry = ctx.facts.registry
         if registry is None:
@@ -651,6 +1024,11 @@ class PortRule:
     kind = "port"
 
     def check(self, ctx: Context) -> RuleResult:
+        ports = ctx.facts.ports
+        key = _NOTHING if ports is None else ports.get((self.protocol, self.port))
+        return _recalled(self, key) or _remember(self, key, self._check(ctx))
+
+    def _check(self, ctx: Context) -> RuleResult:
         label = {6: "tcp", 17: "udp"}.get(self.protocol, str(self.protocol))
         required = f"{label}/{self.port} {'open' if self.open else 'closed'}"
         ports = ctx.facts.ports
@@ -787,7 +1165,9 @@ def evaluate(
         return HostCheckerVerdict(policy.name, _COMPLIANCE[result.outcome], (result,))
     ctx = Context(facts, feed, now, policy.platform)
     results = {rule.name: rule.check(ctx) for rule in policy.rules}
-    truth = evaluate_expression(policy.expression, lambda name: results[name].outcome)
+    # No require expression: every rule, their outcomes "and"-ed without building all_of.
+    require = policy.require
+    truth = _every(results.values()) if require is None else _truth(require, results)
     remediation = tuple(
         (rule.name, rule.remediation)
         for rule in policy.rules
@@ -795,6 +1175,46 @@ def evaluate(
         and (rule.remediation.instructions or rule.remediation.link or rule.remediation.action)
     )
     return HostCheckerVerdict(policy.name, _COMPLIANCE[truth], tuple(results.values()), remediation)
+
+
+def _truth(expression: Expression, results: Mapping[str, RuleResult]) -> Truth:
+    """evaluate_expression's Kleene logic over the rules' outcomes, without its callback
+    and the Truth operators' tuple building: `and` is false if any operand is, else
+    unknown if any is, else true; `or` the other way round."""
+    kind = type(expression)
+    if kind is Name:
+        return results[expression.name].outcome  # type: ignore[union-attr]
+    if kind is Not:
+        value = _truth(expression.operand, results)  # type: ignore[union-attr]
+        return _FALSE if value is _TRUE else _TRUE if value is _FALSE else _UNKNOWN
+    if kind is And:
+        decisive, otherwise = _FALSE, _TRUE
+    elif kind is Or:
+        decisive, otherwise = _TRUE, _FALSE
+    else:  # a kind of expression this does not know: the expression module's own way
+        return evaluate_expression(expression, lambda name: results[name].outcome)
+    found = otherwise
+    for operand in expression.operands:  # type: ignore[union-attr]
+        value = _truth(operand, results)
+        if value is decisive:
+            return decisive
+        if value is _UNKNOWN:
+            found = _UNKNOWN
+    return found
+
+
+def _every(results: Iterable[RuleResult]) -> Truth:
+    """`a and b and ...` over all the results, as _truth judges all_of(names)."""
+    found = _TRUE
+    for result in results:
+        if result.outcome is _FALSE:
+            return _FALSE
+        if result.outcome is _UNKNOWN:
+            found = _UNKNOWN
+    return found
+
+
+_TRUE, _FALSE, _UNKNOWN = Truth.TRUE, Truth.FALSE, Truth.UNKNOWN
 
 
 def evaluate_all(
