@@ -59,6 +59,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from benchlib import bounded, commit_info, goal  # noqa: E402
+
 from netaccess.agent import os_facts  # noqa: E402
 from netaccess.config.load import TableReader, _IssueLog, _parse_toml  # noqa: E402
 from netaccess.config.policies import read_policies  # noqa: E402
@@ -567,34 +569,8 @@ def versions() -> dict[str, Any]:
         found["netaccess"] = importlib.metadata.version("netaccess")
     except importlib.metadata.PackageNotFoundError:
         found["netaccess"] = None
-    found["netaccess_commit"] = _git("rev-parse", "--short", "HEAD") or None
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "netaccess")
-    found["netaccess_changed_since_commit"] = None if changed is None else bool(changed)
+    found.update(commit_info())
     return found
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def goal(value: float, want: str, met: bool) -> dict[str, Any]:
-    return {"value": round(value, 3), "want": want, "met": met}
-
-
-def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not in {low:g}..{high:g}")
-        return value
-
-    return parse
 
 
 def summary_of(verdict: HostCheckerVerdict) -> dict[str, Any]:

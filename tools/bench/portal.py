@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib.metadata
 import importlib.util
 import json
@@ -35,6 +34,9 @@ from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
+
+from benchlib import bounded, commit_info, die_with_parent, free_port, goal  # noqa: E402
+
 PEERS = Path(__file__).resolve().parent / "portal_peers"
 WRK_SCRIPT = PEERS / "wrk_report.lua"
 WRK_MARKER = "portal-bench-wrk "
@@ -330,12 +332,6 @@ def page_renders() -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start(contender: Contender, tools: Tools, root: Path) -> Running:
     work = Path(tempfile.mkdtemp(prefix=f"{contender.name}-", dir=root))
     work.chmod(0o755)  # nginx's workers drop to nobody when we are root
@@ -352,7 +348,7 @@ def start(contender: Contender, tools: Tools, root: Path) -> Running:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     running = Running(contender, port, process, log, work)
     deadline = time.monotonic() + START_SECONDS
@@ -371,12 +367,6 @@ def start(contender: Contender, tools: Tools, root: Path) -> Running:
                 f"{START_SECONDS:g} s:\n" + running.log_tail()
             )
         time.sleep(0.05)
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: a SIGTERM when the benchmark dies, even by SIGKILL, so no
-    server outlives it (its own workers follow it down)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(running: Running) -> None:
@@ -751,35 +741,8 @@ def versions(tools: Tools) -> dict[str, Any]:
     wrk = subprocess.run([tools.wrk, "-v"], capture_output=True, text=True, timeout=10)
     first = (wrk.stdout + wrk.stderr).split()
     found["wrk"] = first[1] if len(first) > 1 else None
-    found["netaccess_commit"] = _git("rev-parse", "--short", "HEAD") or None
-    # Ours runs the netaccess/ on disk: say when it is not the commit's.
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "netaccess")
-    found["netaccess_changed_since_commit"] = None if changed is None else bool(changed)
+    found.update(commit_info())
     return found
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def goal(value: float, want: str, met: bool) -> dict[str, Any]:
-    return {"value": round(value, 3), "want": want, "met": met}
-
-
-def bounded(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not in {low}..{high}")
-        return value
-
-    return parse
 
 
 def _give_up(signum: int, frame: object) -> None:
@@ -788,13 +751,13 @@ def _give_up(signum: int, frame: object) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=bounded(1, 20), default=3, metavar="1..20")
+    parser.add_argument("--rounds", type=bounded(int, 1, 20), default=3, metavar="1..20")
     parser.add_argument(
-        "--duration", type=bounded(1, 60), default=5, metavar="1..60", help="seconds per run"
+        "--duration", type=bounded(int, 1, 60), default=5, metavar="1..60", help="seconds per run"
     )
-    parser.add_argument("--connections", type=bounded(1, 1000), default=64, metavar="1..1000")
+    parser.add_argument("--connections", type=bounded(int, 1, 1000), default=64, metavar="1..1000")
     parser.add_argument(
-        "--idle-connections", type=bounded(0, 50_000), default=10_000, metavar="0..50000"
+        "--idle-connections", type=bounded(int, 0, 50_000), default=10_000, metavar="0..50000"
     )
     args = parser.parse_args()
     tools = check_prerequisites()

@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import ctypes
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
 import signal
-import socket
 import sqlite3
 import ssl
 import statistics
@@ -32,13 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+
+from benchlib import bounded, commit_info, die_with_parent, free_port, goal  # noqa: E402
+
 PEERS = Path(__file__).resolve().parent / "tnc_peers"
 sys.path.insert(0, str(REPO))
 
@@ -97,12 +97,6 @@ def py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- the server -------------------------------------------------------------------------------
 
 
@@ -139,7 +133,7 @@ def start_server(work: Path, cpus: Cpus, pinned: bool, cert: Path, key: Path) ->
             stdout=stdout,
             stderr=err,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     server = Server(process, port, store, log, out)
     deadline = time.monotonic() + START_SECONDS
@@ -156,11 +150,6 @@ def start_server(work: Path, cpus: Cpus, pinned: bool, cert: Path, key: Path) ->
             )
         time.sleep(0.05)
     return server
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the benchmark dies, even by SIGKILL."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop_server(server: Server) -> dict[str, Any]:
@@ -356,34 +345,8 @@ def versions() -> dict[str, Any]:
         except importlib.metadata.PackageNotFoundError:
             found[package] = None
     found["openssl"] = ssl.OPENSSL_VERSION
-    found["netaccess_commit"] = _git("rev-parse", "--short", "HEAD") or None
-    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "netaccess")
-    found["netaccess_changed_since_commit"] = None if changed is None else bool(changed)
+    found.update(commit_info())
     return found
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def goal(value: float, want: str, met: bool) -> dict[str, Any]:
-    return {"value": round(value, 3), "want": want, "met": met}
-
-
-def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is not in {low:g}..{high:g}")
-        return value
-
-    return parse
 
 
 def _give_up(signum: int, frame: object) -> None:
