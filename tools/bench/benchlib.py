@@ -8,12 +8,34 @@ import ctypes
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+class BenchError(Exception):
+    """Something a benchmark cannot go on with; the message says what and where."""
+
+
+def notes(name: str) -> Callable[[str], None]:
+    """A progress printer for benchmark `name` (stderr: stdout carries the JSON line)."""
+
+    def note(message: str) -> None:
+        print(f"{name}: {message}", file=sys.stderr, flush=True)
+
+    return note
+
+
+def run(main: Callable[[], None], name: str) -> None:
+    """Run a benchmark's main; a BenchError ends it with one line and a failing status."""
+    try:
+        main()
+    except BenchError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
 
 
 def goal(value: float, want: str, met: bool) -> dict[str, Any]:

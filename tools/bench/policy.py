@@ -59,7 +59,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchlib import bounded, commit_info, goal  # noqa: E402
+from benchlib import BenchError, bounded, commit_info, goal, notes, run  # noqa: E402
 
 from netaccess.agent import os_facts  # noqa: E402
 from netaccess.config.load import TableReader, _IssueLog, _parse_toml  # noqa: E402
@@ -231,12 +231,7 @@ issuer = "Corp Issuing CA"
 """
 
 
-class BenchError(Exception):
-    """Something the benchmark cannot go on with; the message says what."""
-
-
-def note(message: str) -> None:
-    print(f"policy-bench: {message}", file=sys.stderr, flush=True)
+note = notes("policy-bench")
 
 
 # --- setup ------------------------------------------------------------------------------------
@@ -785,7 +780,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BenchError as exc:
-        raise SystemExit(f"policy-bench: {exc}") from None
+    run(main, "policy-bench")

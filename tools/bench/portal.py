@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 
-from benchlib import bounded, commit_info, die_with_parent, free_port, goal  # noqa: E402
+from benchlib import BenchError, bounded, commit_info, die_with_parent, free_port, goal, notes, run  # noqa: E402
 
 PEERS = Path(__file__).resolve().parent / "portal_peers"
 WRK_SCRIPT = PEERS / "wrk_report.lua"
@@ -65,15 +65,9 @@ IDLE_SAMPLE_EVERY = 100  # after measuring, re-ask on every 100th idle connectio
 MAX_RESPONSE_BYTES = 64 * 1024
 MAX_SECONDS = 30 * 60  # the whole run; each step has its own, smaller bound too
 FD_MARGIN = 1024
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-class BenchError(Exception):
-    """Something the benchmark cannot go on with; the message says what and where."""
-
-
-def note(message: str) -> None:
-    print(f"portal-bench: {message}", file=sys.stderr, flush=True)
+note = notes("portal-bench")
 
 
 # --- prerequisites ------------------------------------------------------------------------
@@ -855,7 +849,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BenchError as exc:
-        raise SystemExit(f"portal-bench: {exc}") from None
+    run(main, "portal-bench")

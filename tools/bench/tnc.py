@@ -37,7 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
-from benchlib import bounded, commit_info, die_with_parent, free_port, goal  # noqa: E402
+from benchlib import BenchError, bounded, commit_info, die_with_parent, free_port, goal, notes, run  # noqa: E402
 
 PEERS = Path(__file__).resolve().parent / "tnc_peers"
 sys.path.insert(0, str(REPO))
@@ -51,15 +51,9 @@ LOAD_SLACK_SECONDS = 60.0  # beyond the rounds' own bounds: start-up, last sessi
 PROFILE_RATE = 250  # py-spy samples per second
 PROFILE_TOP = 25
 MAX_SECONDS = 20 * 60  # the whole run; each step has its own, smaller bound too
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-class BenchError(Exception):
-    """Something the benchmark cannot go on with; the message says what and where."""
-
-
-def note(message: str) -> None:
-    print(f"tnc-bench: {message}", file=sys.stderr, flush=True)
+note = notes("tnc-bench")
 
 
 # --- prerequisites ----------------------------------------------------------------------------
@@ -486,7 +480,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except BenchError as exc:
-        raise SystemExit(f"tnc-bench: {exc}") from None
+    run(main, "tnc-bench")
