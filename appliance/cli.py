@@ -152,6 +152,23 @@ def endpoints_show(ctx: click.Context, mac: str, as_json: bool) -> None:
         value = ep[key]
         shown = ", ".join(value) if isinstance(value, list) else value
         click.echo(f"{key:<13} {shown if shown not in (None, '') else '-'}")
+    admission = ep.get("admission")
+    if admission:
+        click.echo(
+            f"{'signed in':<13} {admission['realm']}/{admission['user']} at"
+            f" {admission['signed_in']}"
+        )
+        click.echo(
+            f"{'host checker':<13} {admission['outcome']} ({admission['trigger']},"
+            f" {admission['judged']})"
+            + (f": {admission['message']}" if admission["message"] else "")
+        )
+        for failed in admission["failed"]:
+            click.echo(f"  failed       {failed['policy']}/{failed['rule']} ({failed['outcome']})")
+        for fix in admission["remediation"]:
+            text = fix["instructions"] or "-"
+            link = f" <{fix['link']}>" if fix["link"] else ""
+            click.echo(f"  fix          {fix['policy']}/{fix['rule']}: {text}{link}")
     if ep["events"]:
         click.echo("events:")
         for ev in ep["events"]:
@@ -204,12 +221,32 @@ PASSWORD_STDIN = click.option(
 @click.argument("realm")
 @click.argument("user")
 @PASSWORD_STDIN
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="A group the user belongs to (repeat for more); realm role mappings match on groups.",
+)
 @click.pass_context
-def users_add(ctx: click.Context, realm: str, user: str, password_stdin: bool) -> None:
+def users_add(
+    ctx: click.Context, realm: str, user: str, password_stdin: bool, groups: tuple[str, ...]
+) -> None:
     """Create USER in REALM; asks for the password (twice) unless --password-stdin."""
     stored = hash_password(read_new_password(password_stdin))
-    call(ctx, "users.add", realm=realm, user=user, password_hash=stored)
-    click.echo(f"{realm}/{user}: created")
+    call(ctx, "users.add", realm=realm, user=user, password_hash=stored, groups=list(groups))
+    click.echo(f"{realm}/{user}: created" + (f" (groups: {', '.join(groups)})" if groups else ""))
+
+
+@users.command("groups")
+@click.argument("realm")
+@click.argument("user")
+@click.argument("groups", nargs=-1)
+@click.pass_context
+def users_groups(ctx: click.Context, realm: str, user: str, groups: tuple[str, ...]) -> None:
+    """Set the groups of USER in REALM to GROUPS (none given: no groups). Takes effect at the
+    user's next sign-in."""
+    found = call(ctx, "users.groups", realm=realm, user=user, groups=list(groups))
+    click.echo(f"{realm}/{user}: groups {', '.join(found['groups']) or '(none)'}")
 
 
 @users.command("passwd")
@@ -243,8 +280,11 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(found)
         return
-    rows = [[u["realm"], u["user"], u["created"], u["updated"]] for u in found]
-    click.echo(render_table(["REALM", "USER", "CREATED", "UPDATED"], rows))
+    rows = [
+        [u["realm"], u["user"], ",".join(u["groups"]) or "-", u["created"], u["updated"]]
+        for u in found
+    ]
+    click.echo(render_table(["REALM", "USER", "GROUPS", "CREATED", "UPDATED"], rows))
 
 
 @main.group()

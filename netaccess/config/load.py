@@ -562,12 +562,13 @@ def _realms(
                         frozenset(_platforms(mapping)),
                     )
                 )
+        reuse = _optional_seconds(table, "reuse_result_for")
         if name in realms:
             table.issue("name", f"realm {toml_string(name)} is declared twice")
             continue
         if name:
             realms[name] = Realm(
-                name, role, title, realm_policies, remediation or None, tuple(mappings)
+                name, role, title, realm_policies, remediation or None, tuple(mappings), reuse
             )
     return tuple(realms.values())
 
@@ -649,10 +650,29 @@ def _role(table: TableReader, policies: tuple[Policy, ...] = ()) -> Role | None:
     return Role(name, vlan, captive, allow, recheck, lifetime, role_policies)
 
 
+_DURATION = re.compile(r"([0-9]{1,9})(s|m|h|d|w)")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_MAX = 365 * 86400
+
+
 def _optional_seconds(table: TableReader, key: str) -> float | None:
+    """Seconds, as a number or a duration string ("90s", "15m", "12h", "7d", "2w"); more
+    than 0, at most a year. Absent: None."""
     if not table.has(key):
         return None
-    return table.number(key, 0.0, min=0, min_exclusive=True, max=365 * 86400, unit="seconds")
+    raw = table.raw(key)
+    if isinstance(raw, str):
+        match = _DURATION.fullmatch(raw)
+        seconds = int(match[1]) * _DURATION_UNITS[match[2]] if match else 0
+        if 0 < seconds <= _DURATION_MAX:
+            return float(seconds)
+        table.issue(
+            key,
+            f'expected seconds (a number) or a duration such as "15m", "12h" or "7d",'
+            f" more than 0 and at most 365d, got {toml_repr(raw)}",
+        )
+        return None
+    return table.number(key, 0.0, min=0, min_exclusive=True, max=_DURATION_MAX, unit="seconds")
 
 
 def _destinations(table: TableReader) -> list[Destination]:

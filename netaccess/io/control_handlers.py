@@ -18,6 +18,7 @@ from netaccess.config.policies import check_policies_text
 from netaccess.control import ControlError, ErrorCode, Request, Response
 from netaccess.control.views import endpoint_view, event_view, iso_time, role_view
 from netaccess.enforce.intents import Status
+from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.agents import AgentPublishError, AgentStore
 from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
@@ -35,6 +36,7 @@ from netaccess.policy.hostchecker import (
 )
 from netaccess.policy.imv_hostchecker import summarize
 from netaccess.policy.posture import PostureReport
+from netaccess.policy.standing import Standing
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
 
@@ -57,6 +59,9 @@ class Appliance:
         self.captures: list[Capture] = []
         self.agents = AgentStore(config.daemon.state_dir / "agents", store)
         self.feeds = FeedKeeper(config.patch_feed, config.daemon.state_dir, store)
+        self.admissions = AdmissionKeeper(config, store, inventory, lambda: self.feeds.current)
+        self.admissions.load()
+        self.feeds.on_new_feed(self.admissions.on_new_feed)
         self.started_at = time.time()
 
     async def handle(self, request: Request) -> Response:
@@ -76,6 +81,12 @@ class Appliance:
                 result = await self.enforcement()
             case "users.add" | "users.passwd":
                 result = self.save_user(request.op == "users.add", args)
+            case "users.groups":
+                realm, user = self._realm_user(args)
+                groups = _groups(args.get("groups"))
+                if not self.store.set_groups(realm, user, groups, time.time()):
+                    raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
+                result = {"realm": realm, "user": user, "groups": sorted(set(groups))}
             case "users.del":
                 realm, user = self._realm_user(args)
                 if not self.store.delete_user(realm, user):
@@ -101,8 +112,14 @@ class Appliance:
                 result = (await self.feeds.pull()).view()
             case "users.list":
                 result = [
-                    {"realm": r, "user": u, "created": iso_time(c), "updated": iso_time(m)}
-                    for r, u, c, m in self.store.users()
+                    {
+                        "realm": r,
+                        "user": u,
+                        "groups": list(g),
+                        "created": iso_time(c),
+                        "updated": iso_time(m),
+                    }
+                    for r, u, c, m, g in self.store.users()
                 ]
             case _:
                 raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")
@@ -203,6 +220,11 @@ class Appliance:
             "pending_writes": self.inventory.pending_writes,
             "interfaces": [capture.view() for capture in self.captures],
             "enforcer": {"connected": self.enforcer.connected, "queued": self.enforcer.queued},
+            "host_checker": {
+                "signed_in": len(self.admissions),
+                "judged": self.admissions.judged,
+                "role_changes": self.admissions.role_changes,
+            },
         }
 
     def show(self, raw_mac: object) -> dict[str, Any]:
@@ -213,6 +235,8 @@ class Appliance:
         view = endpoint_view(ep)
         # The handler runs on the event loop; one bounded, indexed read is cheap.
         view["events"] = [event_view(ev) for ev in self.store.events(mac=mac, limit=50)]
+        standing = self.admissions.standing(mac)
+        view["admission"] = standing_view(standing) if standing is not None else None
         return view
 
     def set_role(self, raw_mac: object, role: object, reason: object) -> dict[str, Any]:
@@ -229,7 +253,10 @@ class Appliance:
         ep = self.inventory.set_role(mac, role, at=time.time(), reason=reason.strip(), by="admin")
         if ep is None:
             raise ControlError(ErrorCode.NOT_FOUND, f"no endpoint with MAC {mac}")
-        return endpoint_view(ep)
+        # The administrator decides now: Host Checker no longer moves this endpoint until
+        # its user signs in again.
+        released = self.admissions.forget(mac)
+        return {**endpoint_view(ep), "host_checker_released": released}
 
     async def enforcement(self) -> dict[str, Any]:
         try:
@@ -294,7 +321,8 @@ class Appliance:
         except CredentialError as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
         now = time.time()
-        if create and not self.store.add_user(realm, user, stored, now):
+        groups = _groups(args.get("groups", []))
+        if create and not self.store.add_user(realm, user, stored, now, groups):
             raise ControlError(ErrorCode.BAD_REQUEST, f"realm {realm!r} already has user {user!r}")
         if not create and not self.store.set_password(realm, user, stored, now):
             raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
@@ -326,6 +354,51 @@ class Appliance:
 
 
 MAX_POLICY_TEXT = 1024 * 1024
+MAX_GROUPS = 64
+
+
+def _groups(raw: object) -> list[str]:
+    if (
+        not isinstance(raw, list)
+        or len(raw) > MAX_GROUPS
+        or not all(isinstance(g, str) and USER_NAME.fullmatch(g) for g in raw)
+    ):
+        raise ControlError(
+            ErrorCode.BAD_REQUEST,
+            f"groups: at most {MAX_GROUPS} names, each 1 to 64 of letters, digits and . _ @ -"
+            f" (got {raw!r:.200})",
+        )
+    return list(raw)
+
+
+def standing_view(standing: Standing) -> dict[str, Any]:
+    return {
+        "realm": standing.realm,
+        "user": standing.user,
+        "groups": sorted(standing.groups),
+        "signed_in": iso_time(standing.signed_in_at),
+        "judged": iso_time(standing.judged_at),
+        "trigger": standing.trigger.value,
+        "report_collected": (
+            iso_time(standing.collected_at) if standing.collected_at is not None else None
+        ),
+        "outcome": standing.outcome.value,
+        "role": standing.enforced_role,
+        "message": standing.message,
+        "failed": [
+            {"policy": f.policy, "rule": f.rule, "outcome": f.outcome} for f in standing.failed
+        ],
+        "remediation": [
+            {
+                "policy": policy,
+                "rule": rule,
+                "instructions": fix.instructions,
+                "link": fix.link,
+                "action": fix.action.value if fix.action else None,
+            }
+            for policy, rule, fix in standing.remediation
+        ],
+    }
 
 
 def _judge(

@@ -11,6 +11,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -60,11 +61,14 @@ def open_store(config: ApplianceConfig) -> Store:
     state_dir = config.daemon.state_dir
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
-        return Store.open(state_dir / DATABASE_NAME)
+        store = Store.open(state_dir / DATABASE_NAME)
     except OSError as exc:
         raise StartupError(f"daemon.state_dir: cannot use {state_dir}: {exc.strerror}") from None
     except StoreError as exc:
         raise StartupError(str(exc)) from None
+    # The inventory writes from a worker thread while the loop writes too (reports, users).
+    store.serialize_with(threading.Lock())
+    return store
 
 
 async def run(config: ApplianceConfig) -> None:
@@ -109,7 +113,7 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                 appliance.inventory,
                 appliance.store,
                 agents=appliance.agents,
-                feed=lambda: appliance.feeds.current,
+                admissions=appliance.admissions,
             )
             portal_http = _portal_server(config, portal.handle_http, "portal-http")
             portal_https = _portal_server(config, portal.handle_https, "portal-https")
@@ -139,6 +143,7 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     *remote_imvs,
                 ],
                 appliance.inventory.mac_at,
+                appliance.admissions.on_report,
             )
 
             async def stop_on_signal() -> None:
@@ -163,6 +168,7 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                     await services.start(inventory.run_writer)
                     await services.start(enforcer.run)
                     services.start_soon(_reconcile_periodically, config, enforcer)
+                    await services.start(appliance.admissions.run)
                     if config.patch_feed.url:
                         services.start_soon(appliance.feeds.run_pull)
                     for capture in appliance.captures:

@@ -20,7 +20,6 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,10 +28,11 @@ import jinja2
 import trio
 
 from netaccess.config import ApplianceConfig
+from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.agents import AgentStore
 from netaccess.io.http_server import Peer, StreamedResponse
 from netaccess.io.inventory import Inventory
-from netaccess.policy.admission import Decision, Outcome, RoleAdmission, decide
+from netaccess.policy.admission import Outcome
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import (
     CredentialError,
@@ -41,13 +41,7 @@ from netaccess.policy.credentials import (
     verify_password,
 )
 from netaccess.policy.endpoint import Endpoint
-from netaccess.policy.hostchecker import (
-    PatchCatalog,
-    Platform,
-    PostureFacts,
-    evaluate,
-    facts_from_report,
-)
+from netaccess.policy.hostchecker import Platform, Remediation
 from netaccess.policy.roles import QUARANTINE, Realm
 from netaccess.proto.http import (
     Request,
@@ -98,8 +92,6 @@ class _Session:
     csrf: str
     expires: float
     user: str = ""  # "realm/name" once signed in
-    host_checker: str = ""  # what Host Checker decided at sign-in, for the status page
-    remediation: tuple[dict[str, str], ...] = ()
 
 
 class Portal:
@@ -111,10 +103,10 @@ class Portal:
         *,
         agents: AgentStore | None = None,
         clock: Callable[[], float] = time.monotonic,
-        feed: Callable[[], PatchCatalog | None] = lambda: None,
+        admissions: AdmissionKeeper | None = None,
     ) -> None:
         self._agents = agents
-        self._feed = feed
+        self._admissions = admissions or AdmissionKeeper(config, store, inventory, lambda: None)
         self.hostname = config.portal.hostname
         self.login_url = f"https://{self.hostname}/login"
         self._config = config
@@ -313,9 +305,9 @@ class Portal:
         checks = [
             {"name": "Realm sign-in", "state": "passed" if user or not captive else "pending"}
         ]
-        signed_in = session if user and session is not None else None
-        if signed_in is not None and signed_in.host_checker:
-            state = "passed" if signed_in.host_checker == Outcome.ADMITTED.value else "failed"
+        standing = self._admissions.standing(endpoint.mac) if endpoint is not None else None
+        if standing is not None:
+            state = "passed" if standing.outcome is Outcome.ADMITTED else "failed"
             checks.append({"name": "Host Checker", "state": state})
         return self._page(
             200,
@@ -326,34 +318,7 @@ class Portal:
             mac=endpoint.mac if endpoint else "",
             user=user,
             checks=checks,
-            remediation=list(signed_in.remediation) if signed_in is not None else [],
-        )
-
-    def _decide(self, request: Request, mac: str, realm: Realm, username: str) -> Decision:
-        """Host Checker at sign-in: the endpoint's latest posture report judged by the
-        policies of its platform (from the report, else from the browser), then the realm's
-        and roles' policies decide the role (netaccess.policy.admission)."""
-        config = self._config
-        reports = self._store.posture_reports(mac=mac, limit=1)
-        facts = facts_from_report(reports[0].attributes) if reports else PostureFacts()
-        platform = facts.platform
-        if platform is None:
-            browser = platform_of(request.header("user-agent"))
-            platform = Platform(browser) if browser in {p.value for p in Platform} else None
-        now = datetime.now(UTC)
-        feed = self._feed()
-        verdicts = {
-            policy.name: evaluate(policy, facts, feed, now)
-            for policy in config.policies
-            if policy.platform is platform and reports
-        }
-        return decide(
-            realm.admission(),
-            {role.name: RoleAdmission(role.name, role.policies) for role in config.roles},
-            {policy.name: policy for policy in config.policies},
-            verdicts,
-            user=username,
-            platform=platform,
+            remediation=_fixes(standing.remediation) if standing is not None else [],
         )
 
     def agent_page(self, request: Request) -> Response:
@@ -447,11 +412,10 @@ class Portal:
                 link_text="Sign in",
             )
         who = f"{realm.name}/{username}"
-        decision = self._decide(request, endpoint.mac, realm, username)
-        items = tuple(
-            {"title": f"{policy}: {rule}", "detail": fix.instructions, "url": fix.link}
-            for policy, rule, fix in decision.remediation
-        )
+        browser = platform_of(request.header("user-agent"))
+        hint = Platform(browser) if browser in {p.value for p in Platform} else None
+        decision = self._admissions.sign_in(endpoint.mac, realm, username, hint)
+        items = _fixes(decision.remediation)
         if decision.outcome is Outcome.DENIED or decision.role is None:
             log.info(
                 "portal login refused by Host Checker",
@@ -473,14 +437,6 @@ class Portal:
                 link="/agent",
                 link_text="Get the agent",
             )
-        self._inventory.set_role(
-            endpoint.mac,
-            decision.role,
-            at=time.time(),
-            reason=f"portal sign-in by {who}: {decision.outcome.value}"
-            + (f" ({decision.message})" if decision.message else ""),
-            by=f"portal:{who}",
-        )
         log.info(
             "portal login",
             extra={
@@ -498,8 +454,6 @@ class Portal:
                 csrf=secrets.token_urlsafe(32),
                 expires=self._clock() + SESSION_LIFETIME,
                 user=who,
-                host_checker=decision.outcome.value,
-                remediation=items,
             ),
         )
         response = Response(303, (("location", "/status"), *SECURITY_HEADERS))
@@ -603,3 +557,11 @@ def _plain(ip: str) -> str:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def _fixes(remediation: tuple[tuple[str, str, Remediation], ...]) -> list[dict[str, str]]:
+    """Remediation items as the pages show them."""
+    return [
+        {"title": f"{policy}: {rule}", "detail": fix.instructions, "url": fix.link}
+        for policy, rule, fix in remediation
+    ]

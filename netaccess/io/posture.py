@@ -59,7 +59,8 @@ class _Session:
 
 class PostureServer:
     """Serves posture sessions on TLS listeners. `imvs()` gives the verifiers for each new
-    session; `endpoint_mac(ip)` names the endpoint at an address, if known."""
+    session; `endpoint_mac(ip)` names the endpoint at an address, if known; `on_report`
+    hears of every finished report at once (admission judges it), before it is stored."""
 
     def __init__(
         self,
@@ -67,11 +68,13 @@ class PostureServer:
         store: Store,
         imvs: Callable[[], Sequence[Imv]],
         endpoint_mac: Callable[[str], str | None],
+        on_report: Callable[[PostureReport], None] = lambda report: None,
     ) -> None:
         self.settings = settings
         self._store = store
         self._imvs = imvs
         self._endpoint_mac = endpoint_mac
+        self._on_report = on_report
         self._slots = trio.CapacityLimiter(settings.max_sessions)
         self._reports_in, self._reports_out = trio.open_memory_channel[PostureReport](
             settings.max_sessions * 4
@@ -173,6 +176,10 @@ class PostureServer:
             self._reports_in.send_nowait(report)
         except trio.WouldBlock:
             log.error("posture report dropped: the store is behind", extra={"peer": ip})
+        try:
+            self._on_report(report)
+        except Exception:
+            log.exception("posture report not judged", extra={"peer": ip, "mac": report.mac})
 
     async def _converse(
         self,

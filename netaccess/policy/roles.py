@@ -43,6 +43,9 @@ class Realm:
     policies: tuple[str, ...] = ()
     remediation_role: str | None = None
     mappings: tuple[RoleMapping, ...] = ()
+    # Seconds a collected posture report may stand for an endpoint without a new one
+    # (netaccess.policy.standing); None: no lease, the latest report always counts.
+    reuse_result_for: float | None = None
 
     def admission(self) -> RealmAdmission:
         """The realm as sign-in decides on it: its mappings, then the default role."""

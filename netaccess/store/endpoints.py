@@ -8,20 +8,29 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from netaccess.policy.admission import Outcome
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
 from netaccess.policy.feed import FeedEvent
+from netaccess.policy.hostchecker import Platform
 from netaccess.policy.posture import (
     PostureReport,
     Recommendation,
     RemediationItem,
     ReportedAttribute,
     Verdict,
+)
+from netaccess.policy.standing import (
+    FailedRule,
+    Standing,
+    Trigger,
+    remediation_from_json,
+    remediation_to_json,
 )
 from netaccess.store.errors import StoreError
 from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
@@ -60,15 +69,21 @@ class Store:
     """The endpoint inventory on one SQLite database, in WAL mode, migrated on open.
 
     Threads: the connection is opened with check_same_thread=False because the daemon
-    calls the store from a worker thread other than the one that opened it. The store does
-    no locking of its own: the caller must make calls one at a time (the daemon does so
-    through a single worker, e.g. a CapacityLimiter of 1).
+    calls the store from worker threads as well as from its event loop. A caller that does
+    so gives the store a lock (serialize_with): every transaction holds it, so a write from
+    one thread never starts inside another thread's transaction on the shared connection
+    (it waits the few milliseconds that one takes).
     """
 
     def __init__(self, connection: sqlite3.Connection, where: str) -> None:
         """Wrap an open, configured and migrated connection; use open() or open_memory()."""
         self._connection = connection
         self._where = where
+        self._lock: AbstractContextManager[object] = nullcontext()
+
+    def serialize_with(self, lock: AbstractContextManager[object]) -> None:
+        """Hold `lock` (a threading.Lock) around every transaction from now on."""
+        self._lock = lock
 
     @classmethod
     def open(cls, path: Path, *, migrations: Sequence[Migration] = MIGRATIONS) -> Store:
@@ -200,15 +215,40 @@ class Store:
 
     # -- portal users
 
-    def add_user(self, realm: str, name: str, password_hash: str, at: float) -> bool:
+    def add_user(
+        self,
+        realm: str,
+        name: str,
+        password_hash: str,
+        at: float,
+        groups: Sequence[str] = (),
+    ) -> bool:
         """Create the account; False if the realm already has a user of that name."""
         with self._transaction(f"adding portal user {realm}/{name}", "BEGIN IMMEDIATE") as db:
             cursor = db.execute(
-                "INSERT INTO portal_users (realm, name, password_hash, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
-                (realm, name, password_hash, at, at),
+                "INSERT INTO portal_users"
+                " (realm, name, password_hash, created_at, updated_at, groups)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
+                (realm, name, password_hash, at, at, _groups_json(groups)),
             )
             return cursor.rowcount == 1
+
+    def set_groups(self, realm: str, name: str, groups: Sequence[str], at: float) -> bool:
+        """Replace the user's groups; False if there is no such user."""
+        with self._transaction(f"changing the groups of {realm}/{name}", "BEGIN IMMEDIATE") as db:
+            cursor = db.execute(
+                "UPDATE portal_users SET groups = ?, updated_at = ? WHERE realm = ? AND name = ?",
+                (_groups_json(groups), at, realm, name),
+            )
+            return cursor.rowcount == 1
+
+    def user_groups(self, realm: str, name: str) -> frozenset[str]:
+        """The user's groups (none for an unknown user)."""
+        with _database_errors(f"reading the groups of {realm}/{name} from {self._where}"):
+            row = self._connection.execute(
+                "SELECT groups FROM portal_users WHERE realm = ? AND name = ?", (realm, name)
+            ).fetchone()
+        return frozenset() if row is None else frozenset(_read_groups(row[0]))
 
     def set_password(self, realm: str, name: str, password_hash: str, at: float) -> bool:
         """Replace the user's password hash; False if there is no such user."""
@@ -236,13 +276,58 @@ class Store:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def users(self) -> list[tuple[str, str, float, float]]:
-        """(realm, name, created_at, updated_at) of every portal user, by realm and name."""
+    def users(self) -> list[tuple[str, str, float, float, tuple[str, ...]]]:
+        """(realm, name, created_at, updated_at, groups) of every portal user, by realm and
+        name."""
         with _database_errors(f"listing portal users in {self._where}"):
             rows = self._connection.execute(
-                "SELECT realm, name, created_at, updated_at FROM portal_users ORDER BY realm, name"
+                "SELECT realm, name, created_at, updated_at, groups FROM portal_users"
+                " ORDER BY realm, name"
             ).fetchall()
-        return [(str(r[0]), str(r[1]), float(r[2]), float(r[3])) for r in rows]
+        return [
+            (str(r[0]), str(r[1]), float(r[2]), float(r[3]), tuple(_read_groups(r[4])))
+            for r in rows
+        ]
+
+    # -- admissions (who signed an endpoint in; what Host Checker last decided)
+
+    def save_standings(self, standings: Sequence[Standing]) -> None:
+        """Keep the standings (one per MAC, replacing the previous), in one transaction."""
+        if not standings:
+            return
+        with self._transaction(f"recording {len(standings)} admissions", "BEGIN IMMEDIATE") as db:
+            db.executemany(_UPSERT_ADMISSION, [_standing_row(s) for s in standings])
+
+    def delete_standing(self, mac: str) -> bool:
+        with self._transaction(f"forgetting the admission of {mac}", "BEGIN IMMEDIATE") as db:
+            return db.execute("DELETE FROM admissions WHERE mac = ?", (mac,)).rowcount == 1
+
+    def load_standings(self) -> list[Standing]:
+        """Every admission; a row that cannot be read back is skipped (and so forgotten)."""
+        with _database_errors(f"reading admissions from {self._where}"):
+            rows = self._connection.execute(
+                f"SELECT {_ADMISSION_COLUMNS} FROM admissions ORDER BY signed_in_at"
+            ).fetchall()
+        out = []
+        for row in rows:
+            standing = _standing(row)
+            if standing is not None:
+                out.append(standing)
+        return out
+
+    def latest_posture_report(self, mac: str) -> PostureReport | None:
+        """The endpoint's newest posture report, if any."""
+        found = self.posture_reports(mac=mac, limit=1)
+        return found[0] if found else None
+
+    def latest_report_times(self) -> dict[str, float]:
+        """When each endpoint (by MAC) last reported posture."""
+        with _database_errors(f"reading posture report times from {self._where}"):
+            rows = self._connection.execute(
+                "SELECT mac, max(finished_at) FROM posture_reports"
+                " WHERE mac IS NOT NULL GROUP BY mac"
+            ).fetchall()
+        return {str(r[0]): float(r[1]) for r in rows}
 
     # -- agent builds
 
@@ -424,21 +509,22 @@ class Store:
         Readers use a deferred BEGIN, so several SELECTs see one snapshot.
         """
         db = self._connection
-        try:
-            db.execute(begin)
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            # The error that got us here is the one to report; should ROLLBACK fail too,
-            # the transaction left open makes the next BEGIN fail loudly.
-            with suppress(sqlite3.Error):
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-            if isinstance(exc, _DATABASE_ERRORS):
-                raise StoreError(
-                    f"{operation} in {self._where} failed and was rolled back: {exc}"
-                ) from exc
-            raise
+        with self._lock:
+            try:
+                db.execute(begin)
+                yield db
+                db.execute("COMMIT")
+            except BaseException as exc:
+                # The error that got us here is the one to report; should ROLLBACK fail too,
+                # the transaction left open makes the next BEGIN fail loudly.
+                with suppress(sqlite3.Error):
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                if isinstance(exc, _DATABASE_ERRORS):
+                    raise StoreError(
+                        f"{operation} in {self._where} failed and was rolled back: {exc}"
+                    ) from exc
+                raise
 
     def _set_ips(self, db: sqlite3.Connection, endpoint: Endpoint) -> None:
         held = {
@@ -545,3 +631,72 @@ def _endpoint_row(ep: Endpoint) -> tuple[object, ...]:
         ep.role,
         ep.state.value,
     )
+
+
+_ADMISSION_COLUMNS = (
+    "mac, realm, user, groups, platform_hint, signed_in_at, judged_at, collected_at, trigger,"
+    " outcome, role, message, remediation, failed"
+)
+_UPSERT_ADMISSION = f"""
+    INSERT INTO admissions ({_ADMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (mac) DO UPDATE SET
+        realm = excluded.realm, user = excluded.user, groups = excluded.groups,
+        platform_hint = excluded.platform_hint, signed_in_at = excluded.signed_in_at,
+        judged_at = excluded.judged_at, collected_at = excluded.collected_at,
+        trigger = excluded.trigger, outcome = excluded.outcome, role = excluded.role,
+        message = excluded.message, remediation = excluded.remediation, failed = excluded.failed
+"""
+
+
+def _groups_json(groups: Sequence[str]) -> str:
+    return json.dumps(sorted(set(groups)))
+
+
+def _read_groups(raw: object) -> list[str]:
+    try:
+        groups = json.loads(str(raw))
+    except ValueError:
+        return []
+    return [g for g in groups if isinstance(g, str)] if isinstance(groups, list) else []
+
+
+def _standing_row(s: Standing) -> tuple[object, ...]:
+    return (
+        s.mac,
+        s.realm,
+        s.user,
+        _groups_json(sorted(s.groups)),
+        s.platform_hint.value if s.platform_hint else None,
+        s.signed_in_at,
+        s.judged_at,
+        s.collected_at,
+        s.trigger.value,
+        s.outcome.value,
+        s.role,
+        s.message,
+        json.dumps(remediation_to_json(s.remediation)),
+        json.dumps([[f.policy, f.rule, f.outcome] for f in s.failed]),
+    )
+
+
+def _standing(r: tuple[Any, ...]) -> Standing | None:
+    try:
+        failed = tuple(FailedRule(str(p), str(rule), str(o)) for p, rule, o in json.loads(r[13]))
+        return Standing(
+            mac=str(r[0]),
+            realm=str(r[1]),
+            user=str(r[2]),
+            groups=frozenset(_read_groups(r[3])),
+            platform_hint=None if r[4] is None else Platform(r[4]),
+            signed_in_at=float(r[5]),
+            judged_at=float(r[6]),
+            collected_at=None if r[7] is None else float(r[7]),
+            trigger=Trigger(r[8]),
+            outcome=Outcome(r[9]),
+            role=None if r[10] is None else str(r[10]),
+            message=str(r[11]),
+            remediation=remediation_from_json(json.loads(r[12])),
+            failed=failed,
+        )
+    except (ValueError, TypeError):
+        return None

@@ -142,6 +142,32 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX feed_events_by_at ON feed_events (at);
         """,
     ),
+    Migration(
+        7,
+        "admissions: who signed each endpoint in and what Host Checker last decided; user groups",
+        """
+        -- groups: a JSON list of names, for role mapping.
+        ALTER TABLE portal_users ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+        -- One row per signed-in endpoint. collected_at: the finished_at of the posture report
+        -- judged (NULL: judged without one); remediation and failed: JSON lists.
+        CREATE TABLE admissions (
+            mac           TEXT PRIMARY KEY,
+            realm         TEXT NOT NULL,
+            user          TEXT NOT NULL,
+            groups        TEXT NOT NULL,
+            platform_hint TEXT,
+            signed_in_at  REAL NOT NULL,
+            judged_at     REAL NOT NULL,
+            collected_at  REAL,
+            trigger       TEXT NOT NULL,
+            outcome       TEXT NOT NULL,
+            role          TEXT,
+            message       TEXT NOT NULL,
+            remediation   TEXT NOT NULL,
+            failed        TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 
