@@ -423,16 +423,17 @@ def policy_what_if(ctx: click.Context, file: Path, as_json: bool) -> None:
             c["mac"] or "-",
             c["ip"],
             c["platform"] or "?",
+            f"{c['role']['before']} -> {c['role']['after']}" if c["role"] else "(not signed in)",
             f"{c['before']['access']} -> {c['after']['access']}",
             "; ".join(c["after"]["failed"][:3]) or "-",
         ]
         for c in found["changes"]
     ]
     if rows:
-        click.echo(render_table(["MAC", "IP", "PLATFORM", "ACCESS", "WHY (AFTER)"], rows))
+        click.echo(render_table(["MAC", "IP", "PLATFORM", "ROLE", "ACCESS", "WHY (AFTER)"], rows))
     click.echo(
-        f"{found['would_change']} of {found['endpoints']} endpoints would change access"
-        f" under {file}"
+        f"{found['would_change']} of {found['endpoints']} endpoints would change role or access"
+        f" under {file} ({found['signed_in']} signed in: their roles are decided again)"
     )
 
 

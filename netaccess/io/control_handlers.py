@@ -24,11 +24,13 @@ from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
 from netaccess.io.feeds import FeedImportError, FeedKeeper, FeedStorageError, feed_view
 from netaccess.io.inventory import Inventory
+from netaccess.policy.admission import RoleAdmission, decide
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
 from netaccess.policy.feed import FeedError, PatchFeed
 from netaccess.policy.hostchecker import (
     HostCheckerVerdict,
+    Platform,
     Policy,
     PostureFacts,
     evaluate,
@@ -36,6 +38,7 @@ from netaccess.policy.hostchecker import (
 )
 from netaccess.policy.imv_hostchecker import summarize
 from netaccess.policy.posture import PostureReport
+from netaccess.policy.roles import QUARANTINE, Realm
 from netaccess.policy.standing import Standing
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
@@ -162,6 +165,12 @@ class Appliance:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
         reports = self.store.latest_posture_reports()
         current, feed = self.config.policies, self.feeds.current
+        standings = {
+            report.mac: standing
+            for report in reports
+            if report.mac is not None
+            and (standing := self.admissions.standing(report.mac)) is not None
+        }
 
         def replay() -> list[dict[str, Any]]:
             changes = []
@@ -169,25 +178,57 @@ class Appliance:
                 facts, before = _judge(report, current, feed)
                 _, after = _judge(report, proposed, feed)
                 was, will = _access(before), _access(after)
-                if was["access"] != will["access"]:
-                    changes.append(
-                        {
-                            "mac": report.mac,
-                            "ip": report.ip,
-                            "platform": facts.platform.value if facts.platform else None,
-                            "before": was,
-                            "after": will,
-                        }
-                    )
+                change: dict[str, Any] = {
+                    "mac": report.mac,
+                    "ip": report.ip,
+                    "platform": facts.platform.value if facts.platform else None,
+                    "before": was,
+                    "after": will,
+                    "role": None,
+                }
+                standing = standings.get(report.mac) if report.mac else None
+                realm = self.config.realm(standing.realm) if standing is not None else None
+                if standing is not None and realm is not None:
+                    # Signed in: the role it holds now against the one it would get.
+                    platform = facts.platform or standing.platform_hint
+                    roles = [
+                        self._role_under(realm, standing, platform, current, before),
+                        self._role_under(realm, standing, platform, proposed, after),
+                    ]
+                    change["role"] = {"before": roles[0], "after": roles[1]}
+                    if roles[0] != roles[1]:
+                        changes.append(change)
+                elif was["access"] != will["access"]:
+                    changes.append(change)
             return changes
 
         changes = await trio.to_thread.run_sync(replay)
         return {
             "endpoints": len(reports),
+            "signed_in": len(standings),
             "would_change": len(changes),
             "changes": changes,
             "proposed_policies": [p.name for p in proposed],
         }
+
+    def _role_under(
+        self,
+        realm: Realm,
+        standing: Standing,
+        platform: Platform | None,
+        policies: tuple[Policy, ...],
+        verdicts: tuple[HostCheckerVerdict, ...],
+    ) -> str:
+        decision = decide(
+            realm.admission(),
+            {role.name: RoleAdmission(role.name, role.policies) for role in self.config.roles},
+            {policy.name: policy for policy in policies},
+            {verdict.policy: verdict for verdict in verdicts},
+            user=standing.user,
+            groups=standing.groups,
+            platform=platform,
+        )
+        return decision.role or QUARANTINE
 
     def posture_reports(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         """The newest posture reports, of one endpoint (mac or ip) or of all."""

@@ -89,3 +89,37 @@ def test_ports_without_tcp_or_udp_are_an_error() -> None:
 
 def test_an_unknown_key_in_a_role_is_an_error() -> None:
     assert "roles[0].vlna: unknown key" in problem('[[roles]]\nname = "a"\nvlan = 1\nvlna = 2\n')
+
+
+def test_intervals_take_seconds_or_duration_strings() -> None:
+    text = """
+[[roles]]
+name = "staff"
+vlan = 20
+recheck_interval = "15m"
+session_lifetime = "2w"
+
+[[realms]]
+name = "corp"
+role = "staff"
+reuse_result_for = "7d"
+"""
+    config = load_config_text(text, SOURCE)
+    staff = config.role("staff")
+    corp = config.realm("corp")
+    assert staff is not None and corp is not None
+    assert (staff.recheck_interval, staff.session_lifetime) == (900.0, 14 * 86400.0)
+    assert corp.reuse_result_for == 7 * 86400.0
+    assert (
+        load_config_text('[[realms]]\nname = "x"\nrole = "quarantine"', SOURCE)
+        .realms[0]
+        .reuse_result_for
+        is None
+    )
+
+
+@pytest.mark.parametrize("value", ['"7 days"', '"0s"', '"400d"', '"-1h"', "0", "true", '""'])
+def test_a_bad_duration_names_the_key_and_line(value: str) -> None:
+    text = f'[[realms]]\nname = "corp"\nrole = "quarantine"\nreuse_result_for = {value}\n'
+    message = problem(text)
+    assert message.startswith(f"{SOURCE}:4: realms[0].reuse_result_for: expected")

@@ -16,6 +16,7 @@ from netaccess.control import ControlError, ErrorCode, Request
 from netaccess.io.control_handlers import Appliance
 from netaccess.io.enforcer_link import EnforcerLink
 from netaccess.io.inventory import Inventory
+from netaccess.policy.credentials import hash_password
 from netaccess.policy.posture import PostureReport, Recommendation, ReportedAttribute, Verdict
 from netaccess.store import Store
 
@@ -65,6 +66,11 @@ def appliance(tmp_path: Path) -> Iterator[Appliance]:
         config,
         daemon=dataclasses.replace(config.daemon, state_dir=tmp_path),
         policies=check_policies_text(POLICIES, "test"),
+        # The realm staff's role checks the Linux policy (signed-in endpoints' roles).
+        roles=tuple(
+            dataclasses.replace(role, policies=("linux-desktop",)) if role.name == "full" else role
+            for role in config.roles
+        ),
     )
     with Store.open_memory() as store:
         # 400 endpoints: every fourth on OpenSSL 3.0.15 (passes today, not under STRICTER).
@@ -125,3 +131,42 @@ async def test_what_if_refuses_a_broken_policy_file_naming_the_key(appliance: Ap
         await appliance.handle(Request(1, "policy.what-if", {"policies": broken}))
     assert str(caught.value).startswith("<proposed>:14: policies[0].rules[1].type: expected one of")
     assert "unknown key" not in str(caught.value)
+
+
+async def test_what_if_decides_the_roles_of_signed_in_endpoints_again(
+    appliance: Appliance,
+) -> None:
+    staff = appliance.config.realm("staff")
+    assert staff is not None
+    # Two endpoints on OpenSSL 3.0.15 sign in (both admitted today), one on 3.0.17.
+    for mac in ("02:00:00:00:00:00", "02:00:00:00:00:04", "02:00:00:00:00:01"):
+        assert appliance.admissions.sign_in(mac, staff, "ann", None).role == "full"
+    found = await ask(appliance, "policy.what-if", policies=STRICTER)
+    assert (found["signed_in"], found["would_change"]) == (3, 100)
+    signed_in = {c["mac"]: c["role"] for c in found["changes"] if c["role"] is not None}
+    assert signed_in == {
+        "02:00:00:00:00:00": {"before": "full", "after": "remediation"},
+        "02:00:00:00:00:04": {"before": "full", "after": "remediation"},
+    }
+
+
+async def test_users_get_groups_at_creation_and_later(appliance: Appliance) -> None:
+    stored = hash_password("a long enough password")
+    await ask(appliance, "users.add", realm="staff", user="ann", password_hash=stored,
+              groups=["eng"])  # fmt: skip
+    assert appliance.store.user_groups("staff", "ann") == {"eng"}
+    found = await ask(appliance, "users.groups", realm="staff", user="ann", groups=["ops", "eng"])
+    assert found["groups"] == ["eng", "ops"]
+    listed = await ask(appliance, "users.list")
+    assert listed[0]["groups"] == ["eng", "ops"]
+    for bad in (["has space"], "eng", [""], ["x"] * 65):
+        with pytest.raises(ControlError, match="groups: at most 64 names") as caught:
+            await appliance.handle(
+                Request(1, "users.groups", {"realm": "staff", "user": "ann", "groups": bad})
+            )
+        assert caught.value.code is ErrorCode.BAD_REQUEST
+    assert appliance.store.user_groups("staff", "ann") == {"eng", "ops"}  # nothing half-done
+    with pytest.raises(ControlError, match="no user 'bob'"):
+        await appliance.handle(
+            Request(1, "users.groups", {"realm": "staff", "user": "bob", "groups": []})
+        )

@@ -114,6 +114,24 @@ async def test_the_os_imv_asks_for_installed_packages_and_the_report_keeps_them(
     assert len(report.attributes[2].value["packages"]) == 700
 
 
+async def test_every_finished_report_is_handed_on_at_once_and_a_failing_listener_harms_none(
+    store: Store,
+) -> None:
+    heard: list[PostureReport] = []
+
+    def listener(report: PostureReport) -> None:
+        heard.append(report)
+        raise RuntimeError("a broken listener")
+
+    srv = PostureServer(
+        PostureConfig(), store, lambda: [OsImv()], lambda ip: "02:00:00:00:00:0a", listener
+    )
+    await session(srv, {OS: DEBIAN}, answer=packages_answer)
+    assert [(r.mac, len(r.attributes)) for r in heard] == [("02:00:00:00:00:0a", 3)]
+    await flush(srv)
+    assert len(store.posture_reports()) == 1  # stored all the same
+
+
 async def test_packages_are_not_asked_for_when_switched_off(store: Store) -> None:
     srv = PostureServer(
         PostureConfig(), store, lambda: [OsImv(request_packages=False)], lambda ip: None

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from netaccess.policy.admission import Outcome
 from netaccess.policy.endpoint import Endpoint, EndpointEvent, EndpointState, EventKind
+from netaccess.policy.hostchecker import AgentAction, Platform, Remediation
 from netaccess.policy.posture import (
     PostureReport,
     Recommendation,
@@ -19,6 +21,7 @@ from netaccess.policy.posture import (
     ReportedAttribute,
     Verdict,
 )
+from netaccess.policy.standing import FailedRule, Standing, Trigger
 from netaccess.store import Store, StoreError
 
 MAC_A = "02:00:00:00:00:0a"
@@ -284,3 +287,63 @@ def test_latest_posture_reports_gives_each_endpoints_newest(store: Store) -> Non
         ("10.0.0.9", 4.0),
         ("10.0.0.5", 2.0),
     ]
+
+
+def test_user_groups_are_kept_set_and_listed(store: Store) -> None:
+    assert store.add_user("staff", "ann", "h", 1.0, ["eng", "ops", "eng"])
+    assert store.user_groups("staff", "ann") == {"eng", "ops"}
+    assert store.set_groups("staff", "ann", [], 2.0)
+    assert store.user_groups("staff", "ann") == frozenset()
+    assert not store.set_groups("staff", "nobody", ["x"], 2.0)
+    assert store.user_groups("staff", "nobody") == frozenset()
+    assert store.users() == [("staff", "ann", 1.0, 2.0, ())]
+
+
+def test_standings_round_trip_replace_and_are_forgotten(store: Store) -> None:
+    fix = Remediation("Turn it on", "https://x/fw", AgentAction.ENABLE_FIREWALL)
+    first = Standing(
+        MAC_A,
+        "staff",
+        "ann",
+        frozenset({"eng"}),
+        Platform.LINUX,
+        10.0,
+        20.0,
+        None,
+        Trigger.SIGN_IN,
+        Outcome.REMEDIATION,
+        "remediation",
+        "no role's checks pass",
+        (("linux", "fw", fix),),
+        (FailedRule("linux", "fw", "fail"),),
+    )
+    store.save_standings([first])
+    assert store.load_standings() == [first]
+    second = replace(first, judged_at=30.0, collected_at=29.0, outcome=Outcome.DENIED, role=None)
+    store.save_standings([second])
+    assert store.load_standings() == [second]
+    assert store.delete_standing(MAC_A) and not store.delete_standing(MAC_A)
+    assert store.load_standings() == []
+
+
+def test_a_standing_row_that_cannot_be_read_back_is_skipped(store: Store) -> None:
+    store._connection.execute(
+        "INSERT INTO admissions VALUES"
+        " ('m', 'r', 'u', '[]', 'beos', 1, 2, NULL, 'sign-in', 'admitted', 'full', '', '[]', '[]')"
+    )
+    assert store.load_standings() == []
+
+
+def test_transactions_hold_the_lock_they_are_given(store: Store) -> None:
+    held: list[bool] = []
+
+    class Recording:
+        def __enter__(self) -> None:
+            held.append(True)
+
+        def __exit__(self, *exc: object) -> None:
+            held.append(False)
+
+    store.serialize_with(Recording())
+    store.add_user("staff", "ann", "h", 1.0)
+    assert held == [True, False]
