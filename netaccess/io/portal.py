@@ -106,7 +106,9 @@ class Portal:
         admissions: AdmissionKeeper | None = None,
     ) -> None:
         self._agents = agents
-        self._admissions = admissions or AdmissionKeeper(config, store, inventory, lambda: None)
+        if admissions is None:  # (not `or`: an empty keeper is falsy)
+            admissions = AdmissionKeeper(config, store, inventory, lambda: None)
+        self._admissions = admissions
         self.hostname = config.portal.hostname
         self.login_url = f"https://{self.hostname}/login"
         self._config = config

@@ -107,3 +107,54 @@ def test_a_failed_realm_policy_gives_remediation_with_the_fix_then_passing_gives
     explained = cli_json(lab.workdir / "appliance", "policy", "explain", "02:4e:41:00:00:01")
     assert explained["summary"]["access"] == "allowed"
     assert [r["outcome"] for r in explained["verdicts"][0]["rules"]] == ["pass", "pass"]
+
+
+def wait_for_role(lab: Any, role: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while role_of_ep1(lab) != role:
+        assert time.monotonic() < deadline, f"ep1 is {role_of_ep1(lab)}, not {role}"
+        time.sleep(0.1)
+
+
+def test_after_sign_in_each_report_moves_the_role_until_an_admin_takes_over(lab: Any) -> None:
+    base = lab.workdir / "appliance"
+    add_user(lab, "alice", PASSWORD)
+    report_posture(lab, firewall_on=True)
+    wait_for_reports(lab, 1)
+    sign_in(lab, 1, "alice", PASSWORD)
+    assert role_of_ep1(lab) == "full"
+
+    # The agent reports the firewall off: demoted at once, with no one signing in.
+    report_posture(lab, firewall_on=False)
+    wait_for_role(lab, "remediation", 5)
+    shown = cli_json(base, "endpoints", "show", "02:4e:41:00:00:01")
+    admission = shown["admission"]
+    assert (admission["user"], admission["trigger"], admission["outcome"]) == (
+        "alice",
+        "posture report",
+        "remediation",
+    )
+    assert {"policy": "linux-firewall", "rule": "firewall", "outcome": "fail"} in admission[
+        "failed"
+    ]
+    assert admission["remediation"][0]["instructions"] == "Turn the firewall on"
+    reasons = [
+        e["detail"].get("reason", "") for e in shown["events"] if e["kind"] == "role-changed"
+    ]
+    assert any("failed linux-firewall/firewall" in reason for reason in reasons), reasons
+    status, page = https(lab, 1, "/status")
+    assert status == 200 and "Turn the firewall on" in page
+
+    report_posture(lab, firewall_on=True)  # fixed: readmitted
+    wait_for_role(lab, "full", 5)
+
+    # An administrator's decision ends Host Checker's hold until the next sign-in.
+    done = cli_json(
+        base, "endpoints", "set-role", "02:4e:41:00:00:01", "full", "--reason", "exempt"
+    )
+    assert done["host_checker_released"] is True
+    report_posture(lab, firewall_on=False)
+    wait_for_reports(lab, 4)
+    time.sleep(0.5)
+    assert role_of_ep1(lab) == "full"
+    assert cli_json(base, "endpoints", "show", "02:4e:41:00:00:01")["admission"] is None

@@ -5,6 +5,8 @@ re-checks (trio's mock clock drives time), the reuse lease, admin overrides and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,10 +17,12 @@ from netaccess.config.load import load_config_text
 from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.inventory import Inventory
 from netaccess.policy.endpoint import Endpoint, EventKind
+from netaccess.policy.feed import parse_feed
 from netaccess.policy.hostchecker import Platform
 from netaccess.policy.posture import PostureReport, Recommendation, ReportedAttribute, Verdict
 from netaccess.policy.standing import Trigger
 from netaccess.store import Store
+from tests.unit.test_feed import encode, feed_document
 
 MAC = "02:00:00:00:00:01"
 CONFIG = """
@@ -263,3 +267,42 @@ async def _settle(done: Any) -> None:
             return
         await trio.sleep(0.01)
     raise AssertionError("the keeper did not get there")
+
+
+async def test_a_feed_that_makes_an_installed_package_outdated_demotes_on_arrival(
+    store: Store,
+) -> None:
+    patched = CONFIG.replace(
+        'name = "firewall"\ntype = "firewall"\ninstructions = "Turn the firewall on."\n'
+        'action = "enable_firewall"',
+        'name = "patched"\ntype = "patch"\nproducts = ["*"]\ninstructions = "Run apt upgrade."',
+    )
+    assert "patched" in patched
+    older = feed_document(1)
+    older["products"] = [dict(older["products"][0], latest_version="3.0.15-1~deb12u1")]
+    older["patches"] = [dict(older["patches"][1], superseded_by=None)]
+    feeds = [parse_feed(encode(older))]
+    clock = Clock()
+    clock.now = datetime(2026, 11, 24, 12, tzinfo=UTC).timestamp()
+    with_packages = report(clock.now - 5)
+    installed = ReportedAttribute(
+        0, 1, 0, 7, "InstalledPackages", {"packages": [["openssl", "3.0.15-1~deb12u1"]]}
+    )
+    store.add_posture_reports(
+        [replace(with_packages, attributes=(*with_packages.attributes, installed))]
+    )
+    inventory = Inventory(store, [Endpoint(MAC, 1.0, 1.0, ("198.18.0.10",))])
+    admissions = AdmissionKeeper(
+        load_config_text(patched, "test.toml"), store, inventory, lambda: feeds[-1], clock=clock
+    )
+    assert sign_in(admissions).role == "full"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(admissions.run)
+        feeds.append(parse_feed(encode(feed_document(2))))  # openssl 3.0.17 is out
+        admissions.on_new_feed(feeds[-1])
+        await _settle(lambda: role_of(admissions) == "remediation")
+        nursery.cancel_scope.cancel()
+    standing = admissions.standing(MAC)
+    assert standing is not None and standing.trigger is Trigger.FEED
+    assert [(f.rule, f.outcome) for f in standing.failed] == [("patched", "fail")]
+    assert standing.remediation[0][2].instructions == "Run apt upgrade."
