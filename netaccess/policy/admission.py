@@ -4,7 +4,8 @@
    compliant; otherwise sign-in is denied, or the realm's remediation role applies.
 2. Role mapping: rules on the user, their groups, the platform and reported facts give the
    candidate roles, in order.
-3. Role level: a candidate whose policies (those for the endpoint's platform) are all
+3. Role level: a candidate whose policies (those for the endpoint's platform; every one
+   when the platform is unknown, so an unidentified endpoint passes no Host Checker) are all
    compliant is satisfied. The endpoint gets the satisfied candidates (the first is its
    role). None satisfied: the remediation role, with every failed rule's remediation.
 4. Mobile endpoints (iOS, Android) facing only roles whose policies are all for desktop
@@ -94,7 +95,13 @@ def decide(
     used: list[HostCheckerVerdict] = []
 
     def applicable(names: Sequence[str]) -> list[str]:
-        return [n for n in names if n in policies and policies[n].platform is platform]
+        # An endpoint of unknown platform (no report, an unrecognised browser) cannot show
+        # that any policy is not for it: every policy applies, and none has a verdict.
+        return [
+            n
+            for n in names
+            if n in policies and (platform is None or policies[n].platform is platform)
+        ]
 
     def failures(names: Sequence[str]) -> list[HostCheckerVerdict]:
         found = []

@@ -15,9 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 APPLIANCE = [str(REPO / ".venv" / "bin" / "appliance")]
 
 
-def write_config(base: Path, extra: str = "", realm_extra: str = "") -> Path:
+def write_config(base: Path, extra: str = "", realm_extra: str = "", full_extra: str = "") -> Path:
     """The lab appliance's config; `extra` goes after [enforcement] (more tables),
-    `realm_extra` into the staff realm (more keys, then sub-tables)."""
+    `realm_extra` into the staff realm (more keys, then sub-tables), `full_extra` into the
+    role full (more keys)."""
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
     config = base / "appliance.toml"
@@ -49,6 +50,7 @@ allow = [{{ cidr = "198.19.0.3/32", proto = "tcp", ports = [80] }}]
 name = "full"
 vlan = 100
 allow = ["0.0.0.0/0", "::/0"]
+{full_extra}
 
 [[realms]]
 name = "staff"

@@ -158,3 +158,32 @@ def test_after_sign_in_each_report_moves_the_role_until_an_admin_takes_over(lab:
     time.sleep(0.5)
     assert role_of_ep1(lab) == "full"
     assert cli_json(base, "endpoints", "show", "02:4e:41:00:00:01")["admission"] is None
+
+
+def test_re_checks_keep_a_leased_result_then_ask_for_a_new_report(lab_factory: Any) -> None:
+    lab = lab_factory(endpoints=1)
+    base = lab.workdir / "appliance"
+    lab.up(
+        config=write_config(
+            base, POLICY, REALM + 'reuse_result_for = "5s"\n', "recheck_interval = 1\n"
+        )
+    )
+    lab.wait_for_leases(30)
+    add_user(lab, "alice", PASSWORD)
+    report_posture(lab, firewall_on=True)
+    wait_for_reports(lab, 1)
+    sign_in(lab, 1, "alice", PASSWORD)
+    assert role_of_ep1(lab) == "full"
+    # Re-checks every second keep the result while the report is within the 5 s lease,
+    # then find it too old: remediation, asking for a new report.
+    wait_for_role(lab, "remediation", 20)
+    admission = cli_json(base, "endpoints", "show", "02:4e:41:00:00:01")["admission"]
+    assert admission["trigger"] == "re-check"
+    assert "reuse_result_for" in admission["message"]
+    assert (admission["remediation"][0]["policy"], admission["remediation"][0]["rule"]) == (
+        "posture",
+        "report",
+    )
+    assert cli_json(base, "status")["host_checker"]["judged"] >= 2
+    report_posture(lab, firewall_on=True)  # the agent reports again: readmitted at once
+    wait_for_role(lab, "full", 5)

@@ -190,3 +190,17 @@ def test_mapping_rules_match_users_groups_and_platforms() -> None:
     )
     nobody = decide(realm, ROLES, POLICIES, {}, user="ann", platform=Platform.LINUX)
     assert (nobody.outcome, nobody.message) == (Outcome.DENIED, "no role of corp maps to ann")
+
+
+def test_an_endpoint_of_unknown_platform_passes_no_host_checker() -> None:
+    # No report and a browser that names no platform: every policy applies, none has a
+    # verdict, so the realm's policies are unknown (never a silent pass).
+    decision = decide(STAFF, ROLES, POLICIES, {}, user="ann", platform=None)
+    assert (decision.outcome, decision.role) == (Outcome.DENIED, None)
+    assert "realm-win (unknown)" in decision.message
+    open_realm = RealmAdmission("corp", mappings=STAFF.mappings)
+    decision = decide(open_realm, ROLES, POLICIES, {}, user="ann", platform=None)
+    assert (decision.outcome, decision.role) == (Outcome.REMEDIATION, "remediation")
+    web = RealmAdmission("web", mappings=(RoleMapping("guest-web"),))
+    decision = decide(web, ROLES, POLICIES, {}, user="ann", platform=None)
+    assert (decision.outcome, decision.role) == (Outcome.ADMITTED, "guest-web")  # no checks
