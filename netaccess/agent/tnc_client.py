@@ -72,6 +72,85 @@ class Credentials:
     password: str
 
 
+class PostureConversation:
+    """The client side of one posture session, sans-IO: feed it what the server sent, send
+    what it returns. `outcome` is set once the server's RESULT came (the CLOSE that answers
+    it is in the bytes returned with it); errors raise PostureClientError."""
+
+    def __init__(
+        self,
+        components: Mapping[Component, Sequence[PaAttribute]],
+        *,
+        answer: Answer | None = None,
+        credentials: Credentials | None = None,
+        language: str = "Accept-Language: en",
+    ) -> None:
+        self._components = components
+        self._answer = answer
+        self._credentials = credentials
+        self._language = language
+        self._pt = PtTlsConnection(PtTlsRole.CLIENT)
+        self._pb = PbTncSession(PbRole.CLIENT)
+        self._collectors = {c: number for number, c in enumerate(components, start=1)}
+        self._message_ids = iter(range(1, 1 << 31))
+        self._rounds = 0
+        self.outcome: PostureOutcome | None = None
+        self.result_messages: tuple[PbMessage, ...] = ()  # the RESULT batch, all of it
+
+    def start(self) -> bytes:
+        return self._pt.send_version_request()
+
+    def receive(self, data: bytes) -> bytes:
+        """Take bytes from the server; return the bytes to send back (maybe none)."""
+        self._pt.receive_data(data)
+        out = bytearray()
+        while self.outcome is None:
+            event = self._pt.next_event()
+            if event is Wait.NEED_DATA:
+                break
+            out += self._handle(event)
+        return bytes(out)
+
+    def _pb_pa(self, component: Component, attributes: Sequence[PaAttribute]) -> PbPa:
+        body = push_pa_message(PaMessage(next(self._message_ids), tuple(attributes)))
+        return PbPa(component[0], component[1], body, collector_id=self._collectors[component])
+
+    def _handle(self, event: object) -> bytes:
+        pt, pb = self._pt, self._pb
+        if event is Wait.CLOSED:
+            raise PostureClientError("the server closed the session before a result")
+        if isinstance(event, SaslMechanismsOffered):
+            credentials = self._credentials
+            if credentials is None or "PLAIN" not in event.mechanisms:
+                raise PostureClientError(f"the server wants SASL {event.mechanisms}")
+            return pt.select_plain(credentials.user, credentials.password)
+        if isinstance(event, SaslResult):
+            if not event.succeeded:
+                raise PostureClientError(f"sign-in refused (SASL result {event.code})")
+            return b""
+        if isinstance(event, PtTlsErrorReceived):
+            raise PostureClientError(f"the server sent PT-TLS error {event.code}")
+        if isinstance(event, AuthenticationDone):
+            first: list[PbMessage] = [PbLanguagePreference(self._language)]
+            first.extend(self._pb_pa(c, a) for c, a in self._components.items())
+            self._rounds += 1
+            return pt.send_batch(pb.send(PbBatch(BatchType.CDATA, tuple(first))))
+        if isinstance(event, PbTncBatchReceived):
+            batch = pb.receive(event.batch)
+            if batch.type is BatchType.RESULT:
+                self.outcome = _outcome(batch, self._rounds)
+                self.result_messages = batch.messages
+                return pt.send_batch(pb.send(PbBatch(BatchType.CLOSE)))
+            if batch.type is BatchType.CLOSE:
+                raise PostureClientError("the server closed the session before a result")
+            if batch.type is BatchType.SDATA:
+                replies = _answers(batch, self._answer, self._collectors)
+                self._rounds += 1
+                messages = tuple(self._pb_pa(c, attributes) for c, attributes in replies)
+                return pt.send_batch(pb.send(PbBatch(BatchType.CDATA, messages)))
+        return b""
+
+
 async def report_posture(
     stream: trio.abc.Stream,
     components: Mapping[Component, Sequence[PaAttribute]],
@@ -82,51 +161,18 @@ async def report_posture(
 ) -> PostureOutcome:
     """Run one session on `stream` to its RESULT, then CLOSE it (the stream stays open
     for the caller to close)."""
-    pt = PtTlsConnection(PtTlsRole.CLIENT)
-    pb = PbTncSession(PbRole.CLIENT)
-    collectors = {component: number for number, component in enumerate(components, start=1)}
-    message_ids = iter(range(1, 1 << 31))
-    rounds = 0
-
-    def pb_pa(component: Component, attributes: Sequence[PaAttribute]) -> PbPa:
-        body = push_pa_message(PaMessage(next(message_ids), tuple(attributes)))
-        return PbPa(component[0], component[1], body, collector_id=collectors[component])
-
-    await stream.send_all(pt.send_version_request())
-    while True:
-        event = pt.next_event()
-        if event is Wait.NEED_DATA:
-            data = await stream.receive_some(64 * 1024)
-            pt.receive_data(bytes(data))
-            continue
-        if event is Wait.CLOSED:
+    conversation = PostureConversation(
+        components, answer=answer, credentials=credentials, language=language
+    )
+    await stream.send_all(conversation.start())
+    while conversation.outcome is None:
+        data = await stream.receive_some(64 * 1024)
+        if not data:
             raise PostureClientError("the server closed the session before a result")
-        if isinstance(event, SaslMechanismsOffered):
-            if credentials is None or "PLAIN" not in event.mechanisms:
-                raise PostureClientError(f"the server wants SASL {event.mechanisms}")
-            await stream.send_all(pt.select_plain(credentials.user, credentials.password))
-        elif isinstance(event, SaslResult):
-            if not event.succeeded:
-                raise PostureClientError(f"sign-in refused (SASL result {event.code})")
-        elif isinstance(event, PtTlsErrorReceived):
-            raise PostureClientError(f"the server sent PT-TLS error {event.code}")
-        elif isinstance(event, AuthenticationDone):
-            first: list[PbMessage] = [PbLanguagePreference(language)]
-            first.extend(pb_pa(c, attributes) for c, attributes in components.items())
-            rounds += 1
-            await stream.send_all(pt.send_batch(pb.send(PbBatch(BatchType.CDATA, tuple(first)))))
-        elif isinstance(event, PbTncBatchReceived):
-            batch = pb.receive(event.batch)
-            if batch.type is BatchType.RESULT:
-                await stream.send_all(pt.send_batch(pb.send(PbBatch(BatchType.CLOSE))))
-                return _outcome(batch, rounds)
-            if batch.type is BatchType.CLOSE:
-                raise PostureClientError("the server closed the session before a result")
-            if batch.type is BatchType.SDATA:
-                replies = _answers(batch, answer, collectors)
-                rounds += 1
-                messages = tuple(pb_pa(c, attributes) for c, attributes in replies)
-                await stream.send_all(pt.send_batch(pb.send(PbBatch(BatchType.CDATA, messages))))
+        reply = conversation.receive(bytes(data))
+        if reply:
+            await stream.send_all(reply)
+    return conversation.outcome
 
 
 def _answers(
