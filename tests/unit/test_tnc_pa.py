@@ -53,6 +53,8 @@ from netaccess.proto.tnc.pa import (
 )
 from netaccess.proto.tnc.vendor import (
     NETACCESS_PEN,
+    AgentInfo,
+    AgentUpdate,
     Antivirus,
     Certificate,
     Certificates,
@@ -61,12 +63,15 @@ from netaccess.proto.tnc.vendor import (
     Firewall,
     FirewallProfile,
     MissingPatch,
+    NetaccessAttributeType,
     PatchManagement,
     PatchSeverity,
     Process,
     RegistryValue,
     RegistryValues,
     RegistryValueType,
+    Remediation,
+    RemediationStep,
     RunningProcesses,
     pull_antivirus,
     push_antivirus,
@@ -219,6 +224,29 @@ CERTIFICATES_HEX = (
     "0004 43 4e 3d 61"  # subject "CN=a"
     "0006 43 4e 3d 43 41 31"  # issuer "CN=CA1"
 )
+AGENT_INFO_HEX = (
+    "00 007ed9 00000008 00000023"  # our vendor, type 8 Agent Info, length 12+23
+    "80"  # a local change made it report
+    "05 6c 69 6e 75 78"  # platform "linux"
+    "05 31 2e 32 2e 30"  # version "1.2.0"
+    "0008 66 69 72 65 77 61 6c 6c"  # what changed: "firewall"
+)
+AGENT_UPDATE_HEX = (
+    "00 007ed9 00000009 0000003e"  # our vendor, type 9 Agent Update, length 12+50
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"  # SHA-256
+    "05 6c 69 6e 75 78"  # platform "linux"
+    "05 31 2e 33 2e 30"  # version "1.3.0"
+    "0004 2f 61 2f 62"  # path "/a/b"
+)
+REMEDIATION_HEX = (
+    "00 007ed9 0000000a 00000028"  # our vendor, type 10 Remediation, length 12+28
+    "0001"  # one step
+    "0f 65 6e 61 62 6c 65 5f 66 69 72 65 77 61 6c 6c"  # action "enable_firewall"
+    "01 70"  # policy "p"
+    "01 66"  # rule "f"
+    "0002 4f 6e"  # instructions "On"
+    "0000"  # no link
+)
 
 GOLDEN = [
     pytest.param(PRODUCT_INFORMATION_HEX, ProductInformation(0, 1, "Debian"), id="product-info"),
@@ -330,6 +358,19 @@ GOLDEN = [
             (Certificate("My", b"\xaa" * 32, "CN=a", datetime(2030, 1, 1, tzinfo=UTC), "CN=CA1"),)
         ),
         id="vendor-certificates",
+    ),
+    pytest.param(
+        AGENT_INFO_HEX, AgentInfo("linux", "1.2.0", True, "firewall"), id="vendor-agent-info"
+    ),
+    pytest.param(
+        AGENT_UPDATE_HEX,
+        AgentUpdate(bytes(range(32)), "linux", "1.3.0", "/a/b"),
+        id="vendor-agent-update",
+    ),
+    pytest.param(
+        REMEDIATION_HEX,
+        Remediation((RemediationStep("enable_firewall", "p", "f", "On", ""),)),
+        id="vendor-remediation",
     ),
 ]
 ALL_GOLDEN_HEX = [str(param.values[0]) for param in GOLDEN]
@@ -784,6 +825,15 @@ ROUND_TRIPS: dict[type[PaAttribute], st.SearchStrategy[PaAttribute]] = {
         ),
         noskip=NOSKIP,
     ),
+    AgentInfo: st.builds(AgentInfo, TEXT8, TEXT8, st.booleans(), TEXT16, noskip=NOSKIP),
+    AgentUpdate: st.builds(AgentUpdate, SHA256, TEXT8, TEXT8, TEXT16, noskip=NOSKIP),
+    Remediation: st.builds(
+        Remediation,
+        st.lists(st.builds(RemediationStep, TEXT8, TEXT8, TEXT8, TEXT16, TEXT16), max_size=4).map(
+            tuple
+        ),
+        noskip=NOSKIP,
+    ),
 }
 
 
@@ -792,7 +842,7 @@ def test_every_attribute_type_has_a_round_trip_strategy() -> None:
     covered = {attribute_key(kind) for kind in ROUND_TRIPS}
     assert {AttributeKey(IETF_PEN, type_) for type_ in ietf} <= covered
     assert {key.vendor for key in covered} == {IETF_PEN, NETACCESS_PEN}
-    assert len(covered) == len(ietf) + 7
+    assert len(covered) == len(ietf) + len(NetaccessAttributeType)
 
 
 @pytest.mark.parametrize("kind", ROUND_TRIPS, ids=lambda kind: kind.__name__)

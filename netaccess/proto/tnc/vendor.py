@@ -20,6 +20,12 @@ Type Name             Value layout
 6    RegistryValues   Count(16), per value: ValueType(8) S16 key path S16 value name S16 data
 7    Certificates     Count(16), per certificate: SHA-256 fingerprint of the DER (256 bits)
                       NotAfter(Time) S8 store S16 subject S16 issuer
+8    AgentInfo        (agent to appliance) Flags(8: 0x80 this report follows a local change)
+                      S8 platform S8 agent version S16 what changed ("" if nothing)
+9    AgentUpdate      (appliance to agent) SHA-256 of the build (256 bits) S8 platform
+                      S8 version S16 download path on the portal
+10   Remediation      (appliance to agent) Count(16), per failed rule: S8 action ("" for none)
+                      S8 policy S8 rule S16 instructions S16 link
 ==== ================ =========================================================================
 
 Certificates travel as fingerprints, not DER, so an entry stays near 150 bytes. Severity:
@@ -61,6 +67,7 @@ _SHA256_SIZE = 32
 _RUNNING = 0x80
 _REAL_TIME_PROTECTION = 0x40
 _ENABLED = 0x80
+_CHANGED = 0x80
 
 
 class NetaccessAttributeType(enum.IntEnum):
@@ -73,6 +80,9 @@ class NetaccessAttributeType(enum.IntEnum):
     FILE_HASHES = 5
     REGISTRY_VALUES = 6
     CERTIFICATES = 7
+    AGENT_INFO = 8
+    AGENT_UPDATE = 9
+    REMEDIATION = 10
 
 
 class PatchSeverity(enum.IntEnum):
@@ -103,6 +113,45 @@ class RegistryValueType(enum.IntEnum):
 
 
 # --- values -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo(PaAttribute):
+    """Type 8, from the agent: what it is, and whether a local change (the firewall turned
+    off, a package installed) made it report now rather than on its interval."""
+
+    platform: str
+    version: str
+    changed: bool = False
+    change: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentUpdate(PaAttribute):
+    """Type 9, from the appliance: the newest agent build for the agent's platform and where
+    on the portal to fetch it. The agent checks the build's signature itself."""
+
+    sha256: bytes
+    platform: str
+    version: str
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemediationStep:
+    action: str  # what the agent may do itself ("trigger_patch_manager", ...), "" for none
+    policy: str
+    rule: str
+    instructions: str
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class Remediation(PaAttribute):
+    """Type 10, from the appliance: each failed rule's fix, with the action the agent may
+    run for it."""
+
+    steps: tuple[RemediationStep, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,6 +472,86 @@ def push_certificates(attribute: Certificates) -> bytes:
     return writer.data()
 
 
+def pull_agent_info(value: bytes) -> AgentInfo:
+    with value_buffer(value) as buf:
+        changed = bool(buf.pull_uint8("agent flags") & _CHANGED)
+        platform = pull_string8(buf, "agent platform")
+        version = pull_string8(buf, "agent version")
+        return AgentInfo(platform, version, changed, pull_string16(buf, "agent change"))
+
+
+def push_agent_info(attribute: AgentInfo) -> bytes:
+    writer = Writer()
+    writer.push_uint8(_CHANGED if attribute.changed else 0)
+    push_string8(writer, attribute.platform, "agent platform")
+    push_string8(writer, attribute.version, "agent version")
+    push_string16(writer, attribute.change, "agent change")
+    return writer.data()
+
+
+def pull_agent_update(value: bytes) -> AgentUpdate:
+    with value_buffer(value) as buf:
+        sha256 = buf.pull_bytes(_SHA256_SIZE, "build SHA-256")
+        platform = pull_string8(buf, "build platform")
+        version = pull_string8(buf, "build version")
+        return AgentUpdate(sha256, platform, version, pull_string16(buf, "build path"))
+
+
+def push_agent_update(attribute: AgentUpdate) -> bytes:
+    if len(attribute.sha256) != _SHA256_SIZE:
+        raise LocalProtocolError(f"build SHA-256 must be {_SHA256_SIZE} bytes")
+    writer = Writer()
+    writer.push_bytes(attribute.sha256)
+    push_string8(writer, attribute.platform, "build platform")
+    push_string8(writer, attribute.version, "build version")
+    push_string16(writer, attribute.path, "build path")
+    return writer.data()
+
+
+def pull_remediation(value: bytes) -> Remediation:
+    with value_buffer(value) as buf:
+        count = pull_count(buf, "remediation count", min_entry_size=7)
+        steps = []
+        for _ in range(count):
+            action = pull_string8(buf, "remediation action")
+            policy = pull_string8(buf, "remediation policy")
+            rule = pull_string8(buf, "remediation rule")
+            instructions = pull_string16(buf, "remediation instructions")
+            link = pull_string16(buf, "remediation link")
+            steps.append(RemediationStep(action, policy, rule, instructions, link))
+        return Remediation(tuple(steps))
+
+
+def push_remediation(attribute: Remediation) -> bytes:
+    writer = Writer()
+    push_count(writer, len(attribute.steps), "remediation count")
+    for step in attribute.steps:
+        push_string8(writer, step.action, "remediation action")
+        push_string8(writer, step.policy, "remediation policy")
+        push_string8(writer, step.rule, "remediation rule")
+        push_string16(writer, step.instructions, "remediation instructions")
+        push_string16(writer, step.link, "remediation link")
+    return writer.data()
+
+
+register_attribute(
+    AttributeKey(NETACCESS_PEN, NetaccessAttributeType.AGENT_INFO),
+    AgentInfo,
+    pull_agent_info,
+    push_agent_info,
+)
+register_attribute(
+    AttributeKey(NETACCESS_PEN, NetaccessAttributeType.AGENT_UPDATE),
+    AgentUpdate,
+    pull_agent_update,
+    push_agent_update,
+)
+register_attribute(
+    AttributeKey(NETACCESS_PEN, NetaccessAttributeType.REMEDIATION),
+    Remediation,
+    pull_remediation,
+    push_remediation,
+)
 register_attribute(
     AttributeKey(NETACCESS_PEN, NetaccessAttributeType.ANTIVIRUS),
     Antivirus,
