@@ -173,7 +173,7 @@ class LinuxCollector:
 
     def antivirus(self) -> Antivirus | None:
         """ClamAV, when installed (none reported otherwise: the rule is then unknown)."""
-        names = {name for name, _ in self._process_names()}
+        names = {name for _, name in self._process_names()}
         databases = [
             self._path("/var/lib/clamav") / name
             for name in CLAMAV_DATABASES
