@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from netaccess.agent.tnc_client import Component
+from netaccess.agent.conversation import Component
 from netaccess.proto.errors import LocalProtocolError
 from netaccess.proto.tnc.pa import (
     ATTRIBUTE_HEADER_SIZE,

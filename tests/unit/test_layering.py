@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,37 @@ def test_guard_catches_an_upward_import(tmp_path: Path) -> None:
 def test_every_layer_package_exists() -> None:
     for pkg in ALLOWED:
         assert ROOT.joinpath(*pkg.split("."), "__init__.py").is_file(), pkg
+
+
+# The agent ships as a zipapp holding netaccess/agent and netaccess/proto only: besides
+# them it may use the standard library and cryptography. tnc_client, the trio driver kept
+# for tools/tnc-probe and the benchmarks, stays out of the zipapp.
+AGENT_OUTSIDE_ZIPAPP = {"tnc_client.py"}
+
+
+def agent_third_party(path: Path) -> list[str]:
+    found = []
+    for line, target in imports_of(path, ROOT):
+        top = target.split(".")[0]
+        if top == "netaccess":
+            allowed = target.startswith(("netaccess.proto", "netaccess.agent"))
+        else:
+            allowed = top in ("cryptography", "__future__") or top in sys.stdlib_module_names
+        if not allowed:
+            found.append(f"{path.name}:{line}: {target}")
+    return found
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in ROOT.joinpath("netaccess", "agent").glob("*.py")
+           if p.name not in AGENT_OUTSIDE_ZIPAPP),
+    ids=lambda p: p.name,
+)  # fmt: skip
+def test_the_agent_uses_only_proto_the_stdlib_and_cryptography(path: Path) -> None:
+    assert agent_third_party(path) == []
+
+
+def test_the_agent_guard_catches_trio(tmp_path: Path) -> None:
+    bad = ROOT / "netaccess" / "agent" / "tnc_client.py"
+    assert any("trio" in problem for problem in agent_third_party(bad))
