@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import compress
+from itertools import compress, repeat
 from operator import itemgetter
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -229,15 +229,7 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
                 for e in value.get("entries", ())
             }
         elif name == "Certificates":
-            found["certificates"] = tuple(
-                CertificateFact(
-                    str(c.get("store", "")),
-                    str(c.get("subject", "")),
-                    str(c.get("issuer", "")),
-                    str(c.get("not_after", "")),
-                )
-                for c in value.get("certificates", ())
-            )
+            found["certificates"] = _certificates(value.get("certificates", ()))
     if antivirus:
         found["antivirus"] = tuple(antivirus)
     if antispyware:
@@ -245,6 +237,31 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
     if "patch_managers" in found:
         found["patch_managers"] = tuple(found["patch_managers"])
     return PostureFacts(**found)
+
+
+def _certificates(reported: Iterable[Any]) -> tuple[CertificateFact, ...]:
+    """The reported certificates' facts, each made once per value (_CERTIFICATE_FACTS): the
+    endpoints of a fleet report the same trust store."""
+    facts = []
+    kept = _CERTIFICATE_FACTS
+    for certificate in reported:
+        key = (
+            str(certificate.get("store", "")),
+            str(certificate.get("subject", "")),
+            str(certificate.get("issuer", "")),
+            str(certificate.get("not_after", "")),
+        )
+        fact = kept.get(key)
+        if fact is None:
+            if len(kept) >= _CERTIFICATES_KEPT:
+                kept.clear()
+            fact = kept[key] = CertificateFact(*key)
+        facts.append(fact)
+    return tuple(facts)
+
+
+_CERTIFICATE_FACTS: dict[tuple[str, str, str, str], CertificateFact] = {}
+_CERTIFICATES_KEPT = 4096
 
 
 def _plain_packages(pairs: object) -> dict[str, str] | None:
@@ -280,6 +297,17 @@ def _plain_packages(pairs: object) -> dict[str, str] | None:
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 
+_Pick = Callable[[Mapping[str, Any]], Sequence[Any]]
+
+
+def _picker(keys: Collection[str]) -> _Pick:
+    """What gives mapping[key] for each of `keys`, in their order (KeyError if one is not
+    there): in one C call when there are two or more."""
+    if len(keys) > 1:
+        return itemgetter(*keys)
+    return lambda mapping: [mapping[key] for key in keys]
+
+
 def _plain_pair_type(kind: type) -> bool:
     """list, tuple, or a subclass that reads as one (a NamedTuple such as pa.Package)."""
     for base in (tuple, list):
@@ -296,10 +324,11 @@ def _int(value: object) -> int | None:
 
 
 def _severity(value: object) -> Severity:
-    try:
-        return Severity(str(value).lower())
-    except ValueError:
-        return Severity.UNKNOWN
+    return _SEVERITY_OF.get(str(value).lower(), Severity.UNKNOWN)
+
+
+# Severity(text) as a plain dict: the Enum call costs several times the lookup.
+_SEVERITY_OF = {severity.value: severity for severity in Severity}
 
 
 # --- the patch feed, as rules see it -----------------------------------------------------
@@ -361,21 +390,20 @@ class Context:
 
     def process_names(self) -> list[str] | None:
         """The reported processes' names, lower-cased, in report order."""
-        try:
-            lowered: list[str] | None = self.derived["process_names"]
-        except KeyError:
-            processes = self.facts.processes
-            lowered = None
-            if processes is not None:
-                lowered = list(map(str.lower, map(_FIRST, processes)))
-            self.derived["process_names"] = lowered
+        derived = self.derived
+        if "process_names" in derived:  # not try/except: the first rule would always raise
+            found: list[str] | None = derived["process_names"]
+            return found
+        processes = self.facts.processes
+        lowered = None if processes is None else list(map(str.lower, map(_FIRST, processes)))
+        derived["process_names"] = lowered
         return lowered
 
 
 def version_compare(a: str, b: str, platform: Platform) -> int:
     """Debian's algorithm on Linux (its packages), dotted numbers elsewhere. Results are
     kept (_LINUX_ORDER, _DOTTED_ORDER): a fleet reports the same versions over and over."""
-    cache = _LINUX_ORDER if platform is Platform.LINUX else _DOTTED_ORDER
+    cache = _LINUX_ORDER if platform is _LINUX else _DOTTED_ORDER
     key = (a, b)
     found = cache.young.get(key)
     if found is None:
@@ -387,7 +415,7 @@ def version_compare(a: str, b: str, platform: Platform) -> int:
 
 
 def _version_compare(a: str, b: str, platform: Platform) -> int:
-    if platform is Platform.LINUX:
+    if platform is _LINUX:
         try:
             return compare_versions(a, b)
         except DebianVersionError:
@@ -436,19 +464,6 @@ class _Recent(Generic[_V]):
 
 _LINUX_ORDER: _Recent[int] = _Recent(_ORDER_GENERATION)  # Debian's order (or dotted)
 _DOTTED_ORDER: _Recent[int] = _Recent(_ORDER_GENERATION)  # every other platform
-# The same as "the first sorts before the second", for patch rules: a list of these picks
-# the outdated packages out of the known ones in one C call (itertools.compress).
-_LINUX_BEHIND: _Recent[bool] = _Recent(_ORDER_GENERATION)
-_DOTTED_BEHIND: _Recent[bool] = _Recent(_ORDER_GENERATION)
-
-
-def _behind(installed: str, latest: str, platform: Platform, kept: _Recent[bool]) -> bool:
-    key = (installed, latest)
-    found = kept.old.get(key)
-    if found is None:
-        found = version_compare(installed, latest, platform) < 0
-    kept.put(key, found)
-    return found
 
 
 class _Counting(dict[str, bool]):
@@ -482,34 +497,96 @@ class _Counting(dict[str, bool]):
 
 
 @dataclass(slots=True)
+class _Missing:
+    """What patch rules by product show, for one feed index and one (ignored severities,
+    grace days, day): per product name and installed version, "name installed < latest"
+    when that version misses a patch that counts, else "". Keyed by name, then by the
+    version alone: a lookup hashes the (fresh) version string and nothing else."""
+
+    index: _FeedIndex
+    counting: _Counting
+    texts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def texts_of(self, names: Collection[str], installed: Sequence[str], pick: _Pick) -> list[str]:
+        """The text of each of `installed`, the versions of the products `names` (which
+        the index knows); `pick` picks their values out of a mapping (_picker(names))."""
+        try:
+            kept: Iterable[dict[str, str]] = pick(self.texts)
+        except KeyError:  # a name not seen yet
+            kept = map(self.texts.get, names, repeat(_NONE_KEPT))
+        found: list[str | None] = list(map(dict.get, kept, installed))
+        try:
+            "".join(found)  # type: ignore[arg-type]
+        except TypeError:  # a None: a version not kept
+            found = [
+                self._text(name, version) if text is None else text
+                for text, name, version in zip(found, names, installed, strict=True)
+            ]
+        return found  # type: ignore[return-value]
+
+    def _text(self, name: str, version: str) -> str:
+        index = self.index
+        if index.texts_kept >= _TEXTS_KEPT:
+            for missing in index.missing.values():
+                missing.texts.clear()
+            index.texts_kept = 0
+        latest = index.products[name].latest_version
+        text = ""
+        if version_compare(version, latest, index.platform) < 0 and self.counting[name]:
+            text = f"{name} {version} < {latest}"
+            if " " in name or not name.isprintable():  # what sorts before the space
+                index.texts_sort_by_name = False
+        kept = self.texts.get(name)
+        if kept is None:
+            kept = self.texts[name] = {}
+        kept[version] = text
+        index.texts_kept += 1
+        return text
+
+
+@dataclass(slots=True)
 class _FeedIndex:
     """One PatchFeed's products of one platform by name (the first of a name, as
-    product_named gives it) and their latest versions, and the _Counting of the patch rules
-    that asked. Kept for the feed object itself: a PatchFeed is frozen, a new feed is a new
+    product_named gives it), their names as a set, and the _Missing of the patch rules that
+    asked. Kept for the feed object itself: a PatchFeed is frozen, a new feed is a new
     object."""
 
     feed: PatchFeed
+    platform: Platform
     products: dict[str, Any]
-    latest: dict[str, str]
-    counting: dict[tuple[frozenset[Severity], int, date], _Counting]
+    names: frozenset[str] = field(init=False)
+    # No name in a text of `missing` has a character at or below the space (False once one
+    # may have): the texts, "name installed < latest", then sort as their names do (a name
+    # sorts before the longer names it starts, and its text before theirs).
+    texts_sort_by_name: bool = field(init=False, default=True)
+    missing: dict[tuple[frozenset[Severity], int, date], _Missing] = field(
+        init=False, default_factory=dict
+    )
+    texts_kept: int = field(init=False, default=0)  # in all of `missing`
 
-    def counting_for(self, rule: PatchRule, today: date) -> _Counting:
+    def __post_init__(self) -> None:
+        self.names = frozenset(self.products)
+
+    def missing_for(self, rule: PatchRule, today: date) -> _Missing:
         key = (rule.ignore_severities, rule.grace_days, today)
-        found = self.counting.get(key)
+        found = self.missing.get(key)
         if found is None:
-            if len(self.counting) >= _COUNTINGS_KEPT:
-                self.counting.clear()
-            found = _Counting(
+            if len(self.missing) >= _COUNTINGS_KEPT:
+                self.missing.clear()
+                self.texts_kept = 0
+            counting = _Counting(
                 self.feed,
                 self.products,
                 rule.ignore_severities,
                 timedelta(days=rule.grace_days),
                 today,
             )
-            self.counting[key] = found
+            found = self.missing[key] = _Missing(self, counting)
         return found
 
 
+_NONE_KEPT: dict[str, str] = {}  # the texts of a name not seen yet (never written to)
+_TEXTS_KEPT = 2 * _ORDER_GENERATION  # (name, installed version) per feed index
 _COUNTINGS_KEPT = 16  # (ignored severities, grace days, day) per feed index
 _FEED_INDEXES: dict[tuple[int, Platform], _FeedIndex] = {}
 
@@ -519,13 +596,10 @@ def _feed_index(feed: PatchFeed, platform: Platform) -> _FeedIndex:
     index = _FEED_INDEXES.get(key)
     if index is not None and index.feed is feed:
         return index
-    products: dict[str, Any] = {}
     wanted = platform.value
-    for product in feed.products:
-        if product.platform == wanted and product.name not in products:
-            products[product.name] = product
-    latest = {name: product.latest_version for name, product in products.items()}
-    index = _FeedIndex(feed, products, latest, {})
+    # Backwards, so that the first product of a name is the one left (as product_named).
+    products: dict[str, Any] = {p.name: p for p in reversed(feed.products) if p.platform == wanted}
+    index = _FeedIndex(feed, platform, products)
     while len({id(i.feed) for i in _FEED_INDEXES.values()} | {id(feed)}) > _FEED_INDEXES_KEPT:
         del _FEED_INDEXES[next(iter(_FEED_INDEXES))]  # the oldest
     _FEED_INDEXES[key] = index
@@ -533,18 +607,21 @@ def _feed_index(feed: PatchFeed, platform: Platform) -> _FeedIndex:
 
 
 def clear_caches() -> None:
-    """Forget everything kept between evaluations: version orders, feed indexes, rule
-    results, OS platforms, and debversion's parsed versions."""
-    for kept in (_LINUX_ORDER, _DOTTED_ORDER, _LINUX_BEHIND, _DOTTED_BEHIND):
+    """Forget everything kept between evaluations: version orders, feed indexes (with their
+    patch texts), rule results and texts, OS platforms, certificate facts, and debversion's
+    parsed versions."""
+    for kept in (_LINUX_ORDER, _DOTTED_ORDER):
         kept.clear()
     _FEED_INDEXES.clear()
     _RULE_MEMOS.clear()
+    _WORDINGS.clear()
     _PLATFORM_OF_NAME.clear()
+    _CERTIFICATE_FACTS.clear()
     parse_version.cache_clear()
 
 
 def _result(rule: Rule, ok: bool | None, seen: str, required: str) -> RuleResult:
-    outcome = Truth.UNKNOWN if ok is None else (Truth.TRUE if ok else Truth.FALSE)
+    outcome = _UNKNOWN if ok is None else (_TRUE if ok else _FALSE)
     return RuleResult(rule.name, rule.kind, outcome, seen, required)
 
 
@@ -579,6 +656,40 @@ def _remember(rule: Rule, key: Any, result: RuleResult) -> RuleResult:
     return result
 
 
+# The rules that read many facts (patch, antivirus, firewall, patch management, process,
+# certificate) run on every evaluation, but their `required` text depends on the rule alone
+# and each result on its outcome and `seen` text, which a fleet's endpoints repeat: both are
+# kept per rule object (held here, as in _RULE_MEMOS), so an evaluation writes neither anew.
+
+
+@dataclass(slots=True)
+class _Wording:
+    rule: Rule
+    required: str
+    results: dict[tuple[bool | None, str], RuleResult] = field(default_factory=dict)
+
+    def result(self, ok: bool | None, seen: str) -> RuleResult:
+        key = (ok, seen)
+        found = self.results.get(key)
+        if found is None:
+            if len(self.results) >= _RESULTS_KEPT:
+                self.results.clear()
+            found = self.results[key] = _result(self.rule, ok, seen, self.required)
+        return found
+
+
+_WORDINGS: dict[int, _Wording] = {}
+
+
+def _wording(rule: Rule, required: Callable[[], str]) -> _Wording:
+    found = _WORDINGS.get(id(rule))
+    if found is None or found.rule is not rule:
+        if len(_WORDINGS) >= _RULES_KEPT:
+            _WORDINGS.clear()
+        found = _WORDINGS[id(rule)] = _Wording(rule, required())
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class OsRule:
     name: str
@@ -595,7 +706,7 @@ class OsRule:
             facts.os_version,
             facts.service_pack,
             type(facts.service_pack),
-            ctx.platform is Platform.LINUX,
+            ctx.platform is _LINUX,
         )
         return _recalled(self, key) or _remember(self, key, self._check(ctx))
 
@@ -642,7 +753,7 @@ class SoftwareRule:
     def check(self, ctx: Context) -> RuleResult:
         packages = ctx.facts.packages
         installed = _NOTHING if packages is None else packages.get(self.product)
-        key = (installed, ctx.platform is Platform.LINUX)
+        key = (installed, ctx.platform is _LINUX)
         return _recalled(self, key) or _remember(self, key, self._check(ctx))
 
     def _check(self, ctx: Context) -> RuleResult:
@@ -678,7 +789,7 @@ class PatchRule:
     def by_product(self) -> bool:
         return bool(self.products)
 
-    def check(self, ctx: Context) -> RuleResult:
+    def _required(self) -> str:
         required = (
             f"latest versions of {', '.join(self.products)}"
             if self.by_product
@@ -687,23 +798,27 @@ class PatchRule:
         if self.ignore_severities:
             ignored = ", ".join(sorted(s.value for s in self.ignore_severities))
             required += f" (ignoring {ignored})"
+        return required
+
+    def check(self, ctx: Context) -> RuleResult:
+        said = _wording(self, self._required)
         if ctx.feed is None:
-            return _result(self, None, "no patch feed loaded", required)
+            return said.result(None, "no patch feed loaded")
         packages = ctx.facts.packages
         if self.by_product and packages is not None:
             found = self._missing_products(ctx, packages)
             if found is None:
-                return _result(self, None, "the feed does not know these products", required)
+                return said.result(None, "the feed does not know these products")
             count, shown = found
         elif not self.by_product and (packages is not None or ctx.facts.patch_managers):
             missing = self._missing_patches(ctx, packages)
             count, shown = len(missing), missing[:_SHOWN_MISSING]
         else:
-            return _result(self, None, "no package list reported", required)
+            return said.result(None, "no package list reported")
         seen = "none missing" if not count else "missing: " + ", ".join(shown)
         if count > _SHOWN_MISSING:
             seen += f" (+{count - _SHOWN_MISSING} more)"
-        return _result(self, not count, seen, required)
+        return said.result(not count, seen)
 
     def _counts(self, severity: str, released: date, now: datetime) -> bool:
         if _severity(severity) in self.ignore_severities:
@@ -745,39 +860,29 @@ class PatchRule:
         self, index: _FeedIndex, ctx: Context, packages: Mapping[str, str]
     ) -> tuple[int, list[str]] | None:
         """_missing_products against a PatchFeed's index, in C as far as it goes: only the
-        installed packages the feed knows are looked at (a set intersection), their order
-        against the latest version comes from the kept comparisons, whether a missing patch
-        counts is kept per feed, rule and day, and text is written only for those shown."""
-        latest = index.latest
-        platform = ctx.platform
+        installed packages the feed knows are looked at (a set intersection), and what each
+        (name, installed version) shows, its text when it misses a patch that counts, is
+        kept per feed, rule settings and day (_Missing): warm, the texts are looked up."""
         every = self.products == ("*",)
         if every:
-            names = list(packages.keys() & latest.keys())
+            names: Collection[str] = index.names.intersection(packages)
             known = 1
         else:
-            names = [name for name in self.products if name in latest]
+            names = [name for name in self.products if name in index.names]
             known = len(names)
             names = [name for name in names if name in packages]
-        installed = list(map(packages.__getitem__, names))
-        latests = list(map(latest.__getitem__, names))
-        kept = _LINUX_BEHIND if platform is Platform.LINUX else _DOTTED_BEHIND
-        behind: list[bool | None] = list(map(kept.young.get, zip(installed, latests, strict=True)))
-        try:
-            sum(behind)  # type: ignore[arg-type]
-        except TypeError:  # a None: a pair not kept (lately)
-            behind = [
-                _behind(a, b, platform, kept) if found is None else found
-                for found, a, b in zip(behind, installed, latests, strict=True)
-            ]
-        outdated = list(compress(names, behind))
-        if not outdated:
+        pick = _picker(names)
+        texts = index.missing_for(self, ctx.now.date()).texts_of(names, pick(packages), pick)
+        missing = list(filter(None, texts))
+        if not missing:
             return (0, []) if known else None
         if every:
-            outdated.sort()
-        counting = index.counting_for(self, ctx.now.date())
-        missing = list(filter(counting.__getitem__, outdated))
-        shown = [f"{name} {packages[name]} < {latest[name]}" for name in missing[:_SHOWN_MISSING]]
-        return len(missing), shown
+            if index.texts_sort_by_name:
+                missing.sort()
+            else:
+                order = sorted(zip(compress(names, texts), missing, strict=True))
+                missing = [text for _, text in order]
+        return len(missing), missing[:_SHOWN_MISSING]
 
     def _missing_patches(self, ctx: Context, packages: Mapping[str, str] | None) -> list[str]:
         assert ctx.feed is not None
@@ -824,37 +929,39 @@ class ProtectionRule:
     def kind(self) -> str:
         return "antispyware" if self.antispyware else "antivirus"
 
-    def check(self, ctx: Context) -> RuleResult:
+    def _required(self) -> str:
         required = (self.product or f"an {self.kind} product") + ", running, real-time"
         if self.max_signature_days is not None:
             required += f", signatures <= {self.max_signature_days} days old"
+        return required
+
+    def check(self, ctx: Context) -> RuleResult:
+        said = _wording(self, self._required)
         products = ctx.facts.antispyware if self.antispyware else ctx.facts.antivirus
         if products is None:
-            return _result(self, None, f"no {self.kind} reported", required)
+            return said.result(None, f"no {self.kind} reported")
         candidates = [p for p in products if self.product.lower() in p.product.lower()]
         if not candidates:
-            return _result(self, False, "not installed", required)
+            return said.result(False, "not installed")
         unknown_age = False
         for product in candidates:
             if not (product.running and product.real_time):
                 continue
             if self.max_signature_days is None:
-                return _result(self, True, f"{product.product} running", required)
+                return said.result(True, f"{product.product} running")
             if product.signature_age is None:
                 unknown_age = True
                 continue
             if product.signature_age <= self.max_signature_days * 86400:
                 days = product.signature_age / 86400
-                return _result(
-                    self, True, f"{product.product}, signatures {days:.1f} days", required
-                )
+                return said.result(True, f"{product.product}, signatures {days:.1f} days")
         seen = "; ".join(
             f"{p.product}: {'running' if p.running else 'stopped'}, "
             f"real-time {'on' if p.real_time else 'off'}, signatures "
             + ("age unknown" if p.signature_age is None else f"{p.signature_age / 86400:.1f} days")
             for p in candidates
         )
-        return _result(self, None if unknown_age else False, seen, required)
+        return said.result(None if unknown_age else False, seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -866,24 +973,27 @@ class FirewallRule:
     remediation: Remediation = Remediation()
     kind = "firewall"
 
+    def _required(self) -> str:
+        return "enabled" + (f" in {', '.join(self.profiles)}" if self.profiles else "")
+
     def check(self, ctx: Context) -> RuleResult:
-        required = "enabled" + (f" in {', '.join(self.profiles)}" if self.profiles else "")
+        said = _wording(self, self._required)
         profiles = ctx.facts.firewall_profiles
         if profiles is None:
-            return _result(self, None, "no firewall reported", required)
+            return said.result(None, "no firewall reported")
         wanted = self.profiles or tuple(profiles)
         if not wanted:
-            return _result(self, False, "no firewall profiles", required)
+            return said.result(False, "no firewall profiles")
         states = {name: profiles.get(name) for name in wanted}
         seen = ", ".join(
             f"{n}: {'on' if s else 'off' if s is not None else 'not reported'}"
             for n, s in states.items()
         )
         if any(state is False for state in states.values()):
-            return _result(self, False, seen, required)
+            return said.result(False, seen)
         if any(state is None for state in states.values()):
-            return _result(self, None, seen, required)
-        return _result(self, True, seen, required)
+            return said.result(None, seen)
+        return said.result(True, seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -898,24 +1008,27 @@ class PatchManagementRule:
     remediation: Remediation = Remediation()
     kind = "patch_management"
 
+    def _required(self) -> str:
+        return f"{self.product or 'a patch manager'} enabled, <= {self.max_missing} missing"
+
     def check(self, ctx: Context) -> RuleResult:
-        required = f"{self.product or 'a patch manager'} enabled, <= {self.max_missing} missing"
+        said = _wording(self, self._required)
         managers = ctx.facts.patch_managers
         if managers is None:
-            return _result(self, None, "no patch management reported", required)
+            return said.result(None, "no patch management reported")
         candidates = [m for m in managers if self.product.lower() in m.product.lower()]
         if not candidates:
-            return _result(self, False, "none installed", required)
+            return said.result(False, "none installed")
         best = None
         for manager in candidates:
             counted = [pid for pid, sev in manager.missing if sev not in self.ignore_severities]
             if manager.enabled and len(counted) <= self.max_missing:
-                return _result(self, True, f"{manager.product}: {len(counted)} missing", required)
+                return said.result(True, f"{manager.product}: {len(counted)} missing")
             best = best or (manager, counted)
         manager, counted = best if best else (candidates[0], [])
         state = "enabled" if manager.enabled else "disabled"
         seen = f"{manager.product} {state}, missing: {', '.join(counted[:10]) or 'none'}"
-        return _result(self, False, seen, required)
+        return said.result(False, seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,32 +1042,35 @@ class ProcessRule:
     remediation: Remediation = Remediation()
     kind = "process"
 
-    def check(self, ctx: Context) -> RuleResult:
+    def _required(self) -> str:
         required = f"{self.process} {'running' if self.running else 'not running'}"
         if self.sha256:
             required += f" with SHA-256 {self.sha256[:16]}…"
+        return required
+
+    def check(self, ctx: Context) -> RuleResult:
+        said = _wording(self, self._required)
         names = ctx.process_names()
         if names is None:
-            return _result(self, None, "no process list reported", required)
+            return said.result(None, "no process list reported")
         wanted = self.process.lower()
-        matching = []
         count = names.count(wanted)
-        if count:
+        if count and self.running and self.sha256:  # the matching executables' hashes
             processes = ctx.facts.processes
             assert processes is not None
+            matching = []
             at = -1
             for _ in range(count):
                 at = names.index(wanted, at + 1)
                 matching.append(processes[at][1])
-        if self.running and self.sha256 and matching:
             files = ctx.facts.files
             if files is None:
-                return _result(self, None, "running; no file hashes reported", required)
+                return said.result(None, "running; no file hashes reported")
             hashes = {files.get(path) for path in matching}
             if self.sha256.lower() not in hashes:
-                return _result(self, False, "running with another SHA-256", required)
-        seen = f"{len(matching)} running" if matching else "not running"
-        return _result(self, bool(matching) == self.running, seen, required)
+                return said.result(False, "running with another SHA-256")
+        seen = f"{count} running" if count else "not running"
+        return said.result(bool(count) == self.running, seen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1052,23 +1168,25 @@ class CertificateRule:
     remediation: Remediation = Remediation()
     kind = "certificate"
 
+    def _required(self) -> str:
+        return f"issued by {self.issuer}" + (f", subject {self.subject}" if self.subject else "")
+
     def check(self, ctx: Context) -> RuleResult:
-        required = f"issued by {self.issuer}" + (
-            f", subject {self.subject}" if self.subject else ""
-        )
+        said = _wording(self, self._required)
         certificates = ctx.facts.certificates
         if certificates is None:
-            return _result(self, None, "no certificates reported", required)
+            return said.result(None, "no certificates reported")
         now = ctx.now.isoformat()
+        issuer, subject = self.issuer.lower(), self.subject.lower()
         for certificate in certificates:
-            if self.issuer.lower() not in certificate.issuer.lower():
+            if issuer not in certificate.issuer.lower():
                 continue
-            if self.subject and self.subject.lower() not in certificate.subject.lower():
+            if subject and subject not in certificate.subject.lower():
                 continue
             if certificate.not_after and certificate.not_after < now[: len(certificate.not_after)]:
                 continue  # expired
-            return _result(self, True, certificate.subject, required)
-        return _result(self, False, f"{len(certificates)} certificates, none matching", required)
+            return said.result(True, certificate.subject)
+        return said.result(False, f"{len(certificates)} certificates, none matching")
 
 
 Rule = (
@@ -1168,10 +1286,11 @@ def evaluate(
     # No require expression: every rule, their outcomes "and"-ed without building all_of.
     require = policy.require
     truth = _every(results.values()) if require is None else _truth(require, results)
+    # The results are in the order of the rules (their names are unique).
     remediation = tuple(
         (rule.name, rule.remediation)
-        for rule in policy.rules
-        if results[rule.name].outcome is Truth.FALSE
+        for rule, result in zip(policy.rules, results.values(), strict=True)
+        if result.outcome is _FALSE
         and (rule.remediation.instructions or rule.remediation.link or rule.remediation.action)
     )
     return HostCheckerVerdict(policy.name, _COMPLIANCE[truth], tuple(results.values()), remediation)
@@ -1214,7 +1333,10 @@ def _every(results: Iterable[RuleResult]) -> Truth:
     return found
 
 
+# Module names for the members used on every evaluation: reading an Enum class's member
+# costs several times reading a global.
 _TRUE, _FALSE, _UNKNOWN = Truth.TRUE, Truth.FALSE, Truth.UNKNOWN
+_LINUX = Platform.LINUX
 
 
 def evaluate_all(

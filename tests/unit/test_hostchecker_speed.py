@@ -1,8 +1,9 @@
 """The Host Checker's fast paths and caches give exactly what the plain ones give: the patch
-feed's index (a new feed object is never served the old one's results), the kept version
-orders, the per-rule results kept by the fact each rule reads, the packages read in C from a
-report, the process names shared by one evaluation's rules, and the require expression. No
-timing here: tools/bench/policy.py measures."""
+feed's index and its kept patch texts (a new feed object is never served the old one's
+results), the kept version orders, the per-rule results kept by the fact each rule reads, the
+kept wording of the rules that read many facts, the packages read in C from a report, the
+certificate facts kept by value, the process names shared by one evaluation's rules, and the
+require expression. No timing here: tools/bench/policy.py measures."""
 
 from __future__ import annotations
 
@@ -20,15 +21,22 @@ from netaccess.policy import hostchecker
 from netaccess.policy.expression import Truth, evaluate_expression, parse_expression
 from netaccess.policy.feed import PatchFeed, parse_feed
 from netaccess.policy.hostchecker import (
+    CertificateFact,
+    CertificateRule,
     Compliance,
     FileRule,
+    FirewallRule,
     OsRule,
+    PatchManagementRule,
+    PatchManagerFact,
     PatchRule,
     Platform,
     Policy,
     PortRule,
     PostureFacts,
     ProcessRule,
+    ProtectionFact,
+    ProtectionRule,
     RegistryRule,
     Rule,
     RuleResult,
@@ -194,6 +202,7 @@ def feed_with_mixed_patches() -> PatchFeed:
         PatchRule("p", products=("*",), grace_days=3),
         PatchRule("p", products=("*",), grace_days=3, ignore_severities=frozenset({Severity.LOW})),
         PatchRule("p", products=("openssl", "curl", "openssl", "local-tool", "not-installed")),
+        PatchRule("p", products=("openssl",)),
         PatchRule("p", products=("local-tool", "absent")),  # the feed knows none
         PatchRule("p", products=("not-installed",)),
     ],
@@ -233,6 +242,51 @@ def test_many_missing_products_are_counted_and_twenty_shown_in_name_order() -> N
     assert result == trace(rule, facts, Catalog(feed))
     shown = ", ".join(f"pkg{n:03d} 1.0 < 2.0" for n in range(20))
     assert result.seen == f"missing: {shown} (+40 more)"
+
+
+def feed_named(names: list[str]) -> PatchFeed:
+    """A feed of these product names, whatever characters they have (parse_feed refuses
+    control characters; a PatchFeed built directly does not)."""
+    plain = [f"product{n}" for n in range(len(names))]
+    feed = make_feed(dict.fromkeys(plain, "2.0"))
+    renamed = dict(zip(plain, names, strict=True))
+    products = tuple(replace(p, name=renamed[p.name]) for p in feed.products)
+    return PatchFeed(feed.version, feed.issued, feed.expires, feed.source, products, feed.patches)
+
+
+def test_missing_products_are_shown_in_name_order_whatever_characters_the_names_have() -> None:
+    # Names that start other names, followed by characters that sort before and after the
+    # space between a name and its version in the trace, and names with spaces.
+    plain = ["a", "a!", "a-b", "a~", "ab", "b", "a\xe9"]
+    odd = ["a b", "a  b", "a !", "a\tb", "a\x00", "a\x7f"]
+    feed = feed_named(plain + odd)
+    rule = PatchRule("p", products=("*",))
+    for extra in ([], ["a !"], ["a\tb"], ["a\x00"], odd):
+        clear_caches()
+        facts = linux({name: "1.0" for name in reversed(plain + extra)})
+        for _ in range(2):  # texts made, then texts kept
+            assert trace(rule, facts, feed) == trace(rule, facts, Catalog(feed)), extra
+
+
+def test_kept_patch_texts_are_bounded_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostchecker, "_TEXTS_KEPT", 3)
+    monkeypatch.setattr(hostchecker, "_COUNTINGS_KEPT", 2)
+    feed = feed_with_mixed_patches()
+    rules = [
+        PatchRule("p", products=("*",)),
+        PatchRule("p", products=("*",), grace_days=3),
+        PatchRule("p", products=("*",), ignore_severities=frozenset({Severity.LOW})),
+    ]
+    for round_ in range(3):
+        for n in range(6):
+            facts = linux({**PACKAGES, "openssl": f"3.0.{13 + n}-1"})
+            for rule in rules:
+                for now in (NOW, NOW + timedelta(days=5)):
+                    expected = trace(rule, facts, Catalog(feed), now)
+                    assert trace(rule, facts, feed, now) == expected, round_
+    for index in hostchecker._FEED_INDEXES.values():
+        assert len(index.missing) <= 2
+        assert sum(len(kept) for m in index.missing.values() for kept in m.texts.values()) <= 4
 
 
 def test_the_first_product_of_a_name_on_the_platform_is_the_one_judged() -> None:
@@ -322,6 +376,80 @@ def test_kept_results_are_bounded_and_stay_right(monkeypatch: pytest.MonkeyPatch
     assert all(len(memo) <= 4 for _, memo in hostchecker._RULE_MEMOS.values())
 
 
+# --- wording kept per rule ----------------------------------------------------------------------
+
+
+WORDED_RULES: tuple[Rule, ...] = (
+    ProtectionRule("av", max_signature_days=3, product="clam"),
+    ProtectionRule("as", antispyware=True),
+    FirewallRule("fw"),
+    FirewallRule("fw-domain", profiles=("domain", "public")),
+    PatchManagementRule("pm", product="unattended", ignore_severities=frozenset({Severity.LOW})),
+    ProcessRule("sshd", "sshd"),
+    ProcessRule("clamd", "ClamD", sha256="c1" * 32),
+    ProcessRule("telnetd", "in.telnetd", running=False),
+    CertificateRule("cert", "Corp CA", subject="laptop"),
+    PatchRule("patched", products=("*",)),
+)
+
+
+def worded_facts() -> list[PostureFacts]:
+    clam = ProtectionFact("ClamAV", True, True, 3600)
+    return [
+        linux(
+            {"openssl": "3.0.15-1~deb12u1", "curl": "7.88.1-10+deb12u12"},
+            antivirus=(clam,),
+            firewall_profiles={"domain": True, "public": False},
+            patch_managers=(
+                PatchManagerFact("unattended-upgrades", True, (("DSA-1", Severity.LOW),)),
+            ),
+            processes=(("sshd", "/usr/sbin/sshd"), ("clamd", "/usr/sbin/clamd")),
+            files={"/usr/sbin/clamd": "c1" * 32},
+            certificates=(CertificateFact("s", "CN=laptop", "CN=Corp CA", "2030-01-01"),),
+        ),
+        linux(
+            {"openssl": "3.0.17-1~deb12u2"},
+            antivirus=(replace(clam, signature_age=9 * 86400),),
+            antispyware=(replace(clam, running=False),),
+            firewall_profiles={"domain": True},
+            patch_managers=(
+                PatchManagerFact("unattended-upgrades", False, (("DSA-2", Severity.CRITICAL),)),
+            ),
+            processes=(("SSHD", "/opt/sshd"), ("clamd", "/opt/clamd"), ("in.telnetd", "")),
+            files={},
+            certificates=(CertificateFact("s", "CN=laptop", "CN=Corp CA", "2020-01-01"),),
+        ),
+        PostureFacts(platform=Platform.LINUX),
+    ]
+
+
+def test_kept_wording_gives_the_results_a_fresh_check_gives() -> None:
+    feed = make_feed(LATEST)
+    fresh = []
+    for facts in worded_facts():
+        clear_caches()
+        fresh.append([trace(rule, facts, feed) for rule in WORDED_RULES])
+    for _ in range(2):  # the second time round, every text and result was kept
+        kept = [[trace(rule, facts, feed) for rule in WORDED_RULES] for facts in worded_facts()]
+        assert kept == fresh
+
+
+def test_kept_wording_is_bounded_and_stays_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostchecker, "_RESULTS_KEPT", 2)
+    monkeypatch.setattr(hostchecker, "_RULES_KEPT", 3)
+    feed = make_feed(LATEST)
+    all_facts = worded_facts()
+    expected = []
+    for facts in all_facts:
+        clear_caches()
+        expected.append([trace(rule, facts, feed) for rule in WORDED_RULES])
+    for _ in range(3):
+        for facts, results in zip(all_facts, expected, strict=True):
+            assert [trace(rule, facts, feed) for rule in WORDED_RULES] == results
+    assert len(hostchecker._WORDINGS) <= 3
+    assert all(len(wording.results) <= 2 for wording in hostchecker._WORDINGS.values())
+
+
 def test_rules_equal_in_value_keep_their_own_results() -> None:
     first, second = SoftwareRule("a", "openssl", "3"), SoftwareRule("b", "openssl", "4")
     facts = linux({"openssl": "3.5"})
@@ -396,6 +524,43 @@ def test_packages_of_several_attributes_add_up() -> None:
     assert facts.packages == {"bash": "5.2", "curl": "2", "vim": "9"}
 
 
+def certificates_attribute(certificates: list[dict[str, str]]) -> ReportedAttribute:
+    return ReportedAttribute(0, 1, 0, 7, "Certificates", {"certificates": certificates})
+
+
+def test_certificate_facts_are_the_same_kept_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hostchecker, "_CERTIFICATES_KEPT", 2)
+    reported = [
+        {"store": "/etc/ssl/certs", "subject": f"CN=ca-{n}", "issuer": f"CN=ca-{n}"}
+        | ({"not_after": "2030-01-01T00:00:00Z"} if n % 2 else {})
+        for n in range(5)
+    ] + [{"store": 1, "subject": None}, {}]
+    expected = tuple(
+        CertificateFact(
+            str(c.get("store", "")),
+            str(c.get("subject", "")),
+            str(c.get("issuer", "")),
+            str(c.get("not_after", "")),
+        )
+        for c in reported
+    )
+    for _ in range(3):
+        copy = json.loads(json.dumps(reported))
+        assert facts_from_report([certificates_attribute(copy)]).certificates == expected
+    assert len(hostchecker._CERTIFICATE_FACTS) <= 2
+    clear_caches()
+    assert facts_from_report([certificates_attribute(reported)]).certificates == expected
+
+
+@pytest.mark.parametrize("text", ["low", "LOW", "Critical", "unknown", "bogus", "", None, 3])
+def test_severities_are_read_as_the_enum_reads_them(text: object) -> None:
+    try:
+        expected = Severity(str(text).lower())
+    except ValueError:
+        expected = Severity.UNKNOWN
+    assert hostchecker._severity(text) is expected
+
+
 def test_an_attribute_without_a_package_list_gives_an_empty_one() -> None:
     attributes = [ReportedAttribute(0, 1, 0, 7, "InstalledPackages", "not a dict")]
     assert facts_from_report(attributes).packages == {}
@@ -448,6 +613,8 @@ def test_process_rules_sharing_the_lowered_names_judge_as_the_plain_scan() -> No
         ProcessRule("h", ""),
         ProcessRule("i", "telnetd", running=False),
         ProcessRule("j", "bash", sha256="00" * 32),
+        ProcessRule("k", "sshd", running=False, sha256="ff" * 32),
+        ProcessRule("l", "telnetd", sha256="ff" * 32),
     ]
     for facts in (
         PostureFacts(platform=Platform.LINUX, processes=processes, files=files),

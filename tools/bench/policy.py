@@ -13,9 +13,10 @@ one, untimed, the report's attributes are read back from their stored JSON text,
 string is a new object, as in a report read from the store or decoded off the wire.
 Figures:
   warm     the steady state: the caches shared across endpoints hold what earlier
-           evaluations filled (version orders, parsed versions, the feed's index, the
-           results of rules that read one small fact; see CACHED below): a fleet reports
-           the same versions over and over. THE GOAL APPLIES TO THIS.
+           evaluations filled (version orders, parsed versions, the feed's index and the
+           patch texts of (package, version) pairs, the results of rules that read one small
+           fact, the wording of the others, certificate facts; see CACHED below): a fleet
+           reports the same versions over and over. THE GOAL APPLIES TO THIS.
   warm_same_report_objects   the same, but one report's objects evaluated again and again
            (fresh facts each time, but the report's strings keep their hashes and its
            memory stays hot between evaluations): an upper bound, not the goal.
@@ -93,15 +94,19 @@ GOAL_EVALUATIONS_PER_S = 5000.0  # full evaluations, warm, on one core
 # one report (hostchecker.clear_caches() empties it all for the cold figure).
 CACHED = {
     "version_orders": "the order of (installed, required) version pairs, Debian's and dotted "
-    "apart, and 'installed is behind the feed's latest' for patch rules: bounded, two "
-    "generations of 8192 pairs each per cache",
+    "apart: bounded, two generations of 8192 pairs each per cache",
     "parsed_versions": "debversion.parse_version's lru_cache (8192)",
     "feed_index": "per PatchFeed object (the last two): its products of a platform by name "
     "with their latest versions, and per (ignored severities, grace days, day) whether each "
-    "product's latest patch counts",
+    "product's latest patch counts and, per (product, installed version), what a patch rule "
+    "shows for it ('name installed < latest' or nothing): 16384 pairs per feed",
     "rule_results": "per rule object, the results of os, software, file, port and registry "
     "rules by the one fact each reads (the OS name and version, the product's installed "
     "version, the file's hash, the port's state, the value): 1024 per rule",
+    "rule_wording": "per rule object, the 'required' text of patch, antivirus, firewall, "
+    "patch-management, process and certificate rules, and their result objects by outcome "
+    "and 'seen' text: 1024 per rule",
+    "certificate_facts": "the fact of each reported certificate, by its four strings (4096)",
     "os_platforms": "the platform of each OS product name seen (1024)",
     "not_cached": "anything about one report: facts are built afresh each time; patch, "
     "antivirus, firewall, patch-management, process and certificate rules run every time",
