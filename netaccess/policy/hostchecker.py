@@ -205,11 +205,9 @@ def facts_from_report(attributes: Iterable[ReportedAttribute]) -> PostureFacts:
                 PatchManagerFact(str(value.get("product", "")), bool(value.get("enabled")), missing)
             )
         elif name == "RunningProcesses":
-            found["processes"] = tuple(
-                [
-                    (str(p.get("name", "")), str(p.get("path", "")))
-                    for p in value.get("processes", ())
-                ]
+            processes = value.get("processes", ())
+            found["processes"] = _plain_processes(processes) or tuple(
+                [(str(p.get("name", "")), str(p.get("path", ""))) for p in processes]
             )
         elif name == "FileHashes":
             found["files"] = {
@@ -286,15 +284,33 @@ def _plain_packages(pairs: object) -> dict[str, str] | None:
             return None
     except (TypeError, ValueError):  # TypeError: an unhashable name
         return None
-    size = len(packages)
-    if list(map(type, packages)).count(str) != size:
-        return None
-    if list(map(type, packages.values())).count(str) != size:
+    try:  # every name and version a string: join refuses anything else, in C, at once
+        "".join(packages)
+        "".join(packages.values())
+    except TypeError:
         return None
     return packages
 
 
 _FIRST, _SECOND = itemgetter(0), itemgetter(1)
+
+
+def _plain_processes(processes: object) -> tuple[tuple[str, str], ...] | None:
+    """The (name, path) of each process when `processes` is a non-empty list of dicts that
+    all have a string name and path, as every well-formed report has, read in C; None for
+    anything else (the caller reads the entries one by one)."""
+    if type(processes) is not list or list(map(type, processes)).count(dict) != len(processes):
+        return None
+    try:
+        pairs = tuple(map(_NAME_AND_PATH, processes))
+        "".join(map(_FIRST, pairs))
+        "".join(map(_SECOND, pairs))
+    except (KeyError, TypeError):
+        return None
+    return pairs or None
+
+
+_NAME_AND_PATH = itemgetter("name", "path")
 
 
 _Pick = Callable[[Mapping[str, Any]], Sequence[Any]]

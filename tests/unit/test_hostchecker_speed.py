@@ -569,6 +569,28 @@ def test_an_attribute_without_a_package_list_gives_an_empty_one() -> None:
 # --- processes ----------------------------------------------------------------------------------
 
 
+def processes_attribute(processes: Any) -> ReportedAttribute:
+    return ReportedAttribute(0, 1, 0, 7, "RunningProcesses", {"processes": processes})
+
+
+@pytest.mark.parametrize(
+    "processes",
+    [
+        [{"name": "sshd", "path": "/usr/sbin/sshd"}, {"name": "cron", "path": ""}],
+        [{"name": "sshd", "path": "/usr/sbin/sshd", "pid": 7}],
+        [{"name": "sshd"}],  # no path
+        [{"path": "/usr/sbin/sshd"}],  # no name
+        [{"name": 5, "path": "/x"}],  # non-strings become strings
+        [{"name": "a", "path": None}],
+        [],
+        ({"name": "sshd", "path": "/usr/sbin/sshd"},),  # a tuple: the plain loop
+    ],
+)
+def test_processes_read_in_c_match_the_plain_loop(processes: Any) -> None:
+    expected = tuple((str(p.get("name", "")), str(p.get("path", ""))) for p in processes)
+    assert facts_from_report([processes_attribute(processes)]).processes == expected
+
+
 def reference_process_check(rule: ProcessRule, facts: PostureFacts) -> RuleResult:
     """ProcessRule.check as the plain scan does it."""
     required = f"{rule.process} {'running' if rule.running else 'not running'}"
