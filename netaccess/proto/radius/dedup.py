@@ -1,0 +1,83 @@
+"""Duplicate detection (RFC 5080 §2.2.2): a retransmitted request (same client address and
+port, code, Identifier and Request Authenticator) gets the reply already sent, and is never
+processed twice; one that arrives while the first is still being processed is dropped.
+Time is a parameter; entries live `lifetime` seconds after their reply."""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from dataclasses import dataclass
+
+Key = tuple[str, int, int, int, bytes]  # (client address, port, code, identifier, authenticator)
+
+
+class Seen(enum.Enum):
+    NEW = "new"  # process it (begin() was done)
+    IN_PROGRESS = "in-progress"  # the same request is being processed: drop this copy
+    ANSWERED = "answered"  # send the cached reply again
+
+
+@dataclass(slots=True)
+class _Entry:
+    reply: bytes | None
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    seen: Seen
+    reply: bytes | None = None
+
+
+class DuplicateCache:
+    """Bounded: past `capacity` entries the oldest go first (a flood cannot grow it)."""
+
+    def __init__(self, lifetime: float = 5.0, capacity: int = 65536, in_progress: float = 30.0):
+        self.lifetime = lifetime
+        self.capacity = capacity
+        self.in_progress = in_progress  # how long a request may stay unanswered
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self.duplicates = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def arrive(self, key: Key, now: float) -> Lookup:
+        """Note a request: NEW (and now in progress) or a duplicate of one seen."""
+        self._expire(now)
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > now:
+            self.duplicates += 1
+            if entry.reply is None:
+                return Lookup(Seen.IN_PROGRESS)
+            return Lookup(Seen.ANSWERED, entry.reply)
+        self._entries[key] = _Entry(None, now + self.in_progress)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        return Lookup(Seen.NEW)
+
+    def answer(self, key: Key, reply: bytes, now: float) -> None:
+        """The reply sent to `key`, kept for its retransmits."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return  # pushed out meanwhile: nothing to keep
+        entry.reply = reply
+        entry.expires = now + self.lifetime
+        self._entries.move_to_end(key)
+
+    def forget(self, key: Key) -> None:
+        """A request dropped without reply: a retransmit is processed afresh."""
+        self._entries.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        # Entries are in order of their last change, and every expiry is that change plus a
+        # fixed span, so the expired ones are at the front (in-progress ones may be mixed
+        # in but expire later; they stop the walk early, which only delays cleanup).
+        entries = self._entries
+        while entries:
+            key, entry = next(iter(entries.items()))
+            if entry.expires > now:
+                break
+            del entries[key]
