@@ -183,7 +183,7 @@ def test_an_accept_built_from_the_dictionary_verifies(dictionary) -> None:  # ty
         ("\nATTRIBUTE X 300 integer\n", 2, "outside 1..255"),
         ("ATTRIBUTE X 1 blob\n", 1, "unknown type 'blob'"),
         ("ATTRIBUTE X 1 string odd_flag\n", 1, "unknown flag"),
-        ("ATTRIBUTE X 1 string\nATTRIBUTE Y 1 string\n", 2, "already X"),
+        ("ATTRIBUTE X 241.1 string\n", 1, "RFC 6929"),
         ("ATTRIBUTE X 1 string\nATTRIBUTE x 2 string\n", 2, "defined twice"),
         ("VALUE Nope A 1\n", 1, "unknown attribute Nope"),
         ("BEGIN-VENDOR Acme\n", 1, "undeclared vendor"),
@@ -228,3 +228,64 @@ def test_an_include_loop_is_an_error_not_a_hang(tmp_path: Path) -> None:
     (tmp_path / "dictionary").write_text("$INCLUDE dictionary\n")
     with pytest.raises(DictionaryError, match="nested"):
         load_dictionary(tmp_path / "dictionary")
+
+
+def test_a_second_name_for_a_number_is_an_alias() -> None:
+    loaded = parse_dictionary("ATTRIBUTE First 7 integer\nATTRIBUTE Second 7 integer\n")
+    assert loaded.encode("Second", 1) == loaded.encode("First", 1)
+    (decoded,) = loaded.decode(packet_of((7, b"\0\0\0\1")))
+    assert decoded.name == "First"
+
+
+FREERADIUS = Path("/usr/share/freeradius")
+FREERADIUS_FILES = [
+    "rfc2865",
+    "rfc2866",
+    "rfc2867",
+    "rfc2868",
+    "rfc2869",
+    "rfc3162",
+    "rfc3576",
+    "rfc3580",
+    "rfc4072",
+    "rfc4675",
+    "rfc5176",
+    "cisco",
+    "microsoft",
+    "aruba",
+    "juniper",
+    "hp",
+]
+
+
+@pytest.mark.skipif(
+    not FREERADIUS.is_dir(),
+    reason="FreeRADIUS's dictionaries are not installed "
+    "(Debian's freeradius-common; tools/bootstrap installs it)",
+)
+def test_freeradius_own_dictionary_files_load_and_agree_with_ours(tmp_path: Path) -> None:
+    top = tmp_path / "dictionary"
+    top.write_text(
+        "".join(f"$INCLUDE {FREERADIUS}/dictionary.{name}\n" for name in FREERADIUS_FILES)
+    )
+    theirs = load_dictionary(top)
+    ours = standard_dictionary()
+    for name in [
+        "User-Name",
+        "Tunnel-Private-Group-Id",
+        "Cisco-AVPair",
+        "MS-MPPE-Send-Key",
+        "Error-Cause",
+        "EAP-Message",
+        "Acct-Status-Type",
+    ]:
+        mine, other = ours.attribute(name), theirs.attribute(name)
+        assert (mine.code, mine.vendor, mine.type, mine.has_tag, mine.encrypt) == (
+            other.code,
+            other.vendor,
+            other.type,
+            other.has_tag,
+            other.encrypt,
+        ), name
+    assert theirs.attribute("Aruba-User-Role").vendor == 14823
+    assert ours.encode("Tunnel-Type", "VLAN") == theirs.encode("Tunnel-Type", "VLAN")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import re
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,7 +44,16 @@ class DataType(enum.Enum):
     VSA = "vsa"
 
 
-_ALIASES = {"text": DataType.STRING, "uint32": DataType.INTEGER, "ipv4addr": DataType.IPADDR}
+# Flags that change nothing for a codec of single values: `array` (several values in one
+# attribute; we keep the octets) and `virtual`/`internal` (server-side only names).
+_IGNORED_FLAGS = frozenset({"array", "virtual", "internal", "secret"})
+_ALIASES = {
+    "text": DataType.STRING,
+    "uint32": DataType.INTEGER,
+    "ipv4addr": DataType.IPADDR,
+    "abinary": DataType.OCTETS,  # Ascend binary filters: kept as octets
+    "combo-ip": DataType.OCTETS,
+}
 _INTEGER_SIZES = {
     DataType.BYTE: 1,
     DataType.SHORT: 2,
@@ -334,7 +344,7 @@ def parse_dictionary(
             MappingProxyType(dict(values)),
         )
         attributes[key] = final
-    by_code = {(d.vendor, d.code): d for d in attributes.values()}
+    by_code = {key: attributes[d.name.lower()] for key, d in builder.by_code.items()}
     return Dictionary(
         MappingProxyType(attributes), MappingProxyType(by_code), MappingProxyType(builder.vendors)
     )
@@ -415,7 +425,12 @@ def _attribute(
     if len(words) not in (4, 5):
         raise fail("ATTRIBUTE takes a name, a number, a type and optional flags")
     name, code_text, type_text = words[1], words[2], words[3].lower()
+    if "." in code_text:
+        raise fail(f"{name}: extended attribute numbers ({code_text}, RFC 6929) are not supported")
     code = _number(code_text, fail)
+    size = re.fullmatch(r"(string|octets)\[(\d+)\]", type_text)
+    if size is not None:  # a fixed length: the type is what counts here
+        type_text = size.group(1)
     if not 1 <= code <= 255:
         raise fail(f"attribute number {code} is outside 1..255")
     kind = _ALIASES.get(type_text)
@@ -433,16 +448,17 @@ def _attribute(
             concat = True
         elif flag in ("encrypt=1", "encrypt=2"):
             encrypt = int(flag[-1])
+        elif flag in _IGNORED_FLAGS:
+            pass
         else:
             raise fail(f"{name}: unknown flag {flag!r}")
     if name.lower() in builder.attributes:
         raise fail(f"attribute {name} is defined twice")
-    if (vendor, code) in builder.by_code:
-        other = builder.by_code[(vendor, code)].name
-        raise fail(f"{name}: number {code} is already {other}")
     definition = AttributeDef(name, code, kind, vendor, has_tag, encrypt, concat)
     builder.attributes[name.lower()] = definition
-    builder.by_code[(vendor, code)] = definition
+    # A second name for a number is an alias (vendor files have them): decoding names the
+    # attribute by its first definition; either name encodes it.
+    builder.by_code.setdefault((vendor, code), definition)
 
 
 def named(decoded: Iterable[Decoded]) -> dict[str, list[Value]]:
