@@ -18,7 +18,6 @@ from netaccess.proto.radius.packet import (
     MESSAGE_AUTHENTICATOR,
     SIGNED_REQUESTS,
     Attribute,
-    Code,
     Packet,
     encode_packet,
 )
@@ -48,6 +47,33 @@ def _with_ma_zeroed(data: bytes, at: int) -> bytes:
 
 def _xor(block: bytes, key: bytes) -> bytes:
     return (int.from_bytes(block, "big") ^ int.from_bytes(key, "big")).to_bytes(16, "big")
+
+
+def _hide_blocks(plain: bytes, secret: bytes, start: bytes) -> bytes:
+    """RFC 2865 §5.2's chain, shared by the salted hiding: block i XORed with MD5(secret +
+    the previous hidden block), MD5(secret + `start`) for the first."""
+    out = bytearray()
+    previous = start
+    for i in range(0, len(plain), 16):
+        previous = _xor(plain[i : i + 16], _md5(secret, previous))
+        out += previous
+    return bytes(out)
+
+
+def _reveal_blocks(hidden: bytes, secret: bytes, start: bytes) -> bytes:
+    out = bytearray()
+    previous = start
+    for i in range(0, len(hidden), 16):
+        block = hidden[i : i + 16]
+        out += _xor(block, _md5(secret, previous))
+        previous = block
+    return bytes(out)
+
+
+def _sign_message_authenticator(data: bytes, secret: bytes) -> bytes:
+    """`data` with its first attribute, a zeroed Message-Authenticator, filled in."""
+    at = HEADER_SIZE + 2
+    return data[:at] + _hmac_md5(secret, data) + data[at + AUTHENTICATOR_SIZE :]
 
 
 def _length(data: bytes) -> int:
@@ -119,8 +145,7 @@ def encode_reply(
         attributes = [(MESSAGE_AUTHENTICATOR, _ZERO), *attributes]
     data = encode_packet(code, identifier, request_authenticator, attributes)
     if message_authenticator:
-        at = HEADER_SIZE + 2
-        data = data[:at] + _hmac_md5(secret, data) + data[at + AUTHENTICATOR_SIZE :]
+        data = _sign_message_authenticator(data, secret)
     return _with_authenticator(data, _md5(data, secret))
 
 
@@ -148,8 +173,7 @@ def encode_request(
         start = authenticator if authenticator is not None else secrets.token_bytes(16)
     data = encode_packet(code, identifier, start, attributes)
     if message_authenticator:
-        at = HEADER_SIZE + 2
-        data = data[:at] + _hmac_md5(secret, data) + data[at + AUTHENTICATOR_SIZE :]
+        data = _sign_message_authenticator(data, secret)
     if signed:
         data = _with_authenticator(data, _md5(data, secret))
     return data
@@ -164,13 +188,7 @@ def hide_password(password: bytes, secret: bytes, authenticator: bytes) -> bytes
     if len(password) > MAX_PASSWORD:
         raise EncodeError(f"a User-Password is at most 128 octets, not {len(password)}")
     padded = password + bytes(-len(password) % 16 if password else 16)
-    out = bytearray()
-    previous = authenticator
-    for i in range(0, len(padded), 16):
-        block = _xor(padded[i : i + 16], _md5(secret, previous))
-        out += block
-        previous = block
-    return bytes(out)
+    return _hide_blocks(padded, secret, authenticator)
 
 
 def reveal_password(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes:
@@ -178,13 +196,7 @@ def reveal_password(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes
     16 to 128 in steps of 16."""
     if not hidden or len(hidden) % 16 or len(hidden) > MAX_PASSWORD:
         raise BadAttribute(f"User-Password of {len(hidden)} octets (want 16..128, by 16)")
-    out = bytearray()
-    previous = authenticator
-    for i in range(0, len(hidden), 16):
-        block = hidden[i : i + 16]
-        out += _xor(block, _md5(secret, previous))
-        previous = block
-    return bytes(out).rstrip(b"\x00")
+    return _reveal_blocks(hidden, secret, authenticator).rstrip(b"\x00")
 
 
 def salt_hide(
@@ -201,25 +213,13 @@ def salt_hide(
         raise EncodeError("a salt is two octets with the high bit of the first set")
     plain = bytes([len(value)]) + value
     plain += bytes(-len(plain) % 16)
-    out = bytearray(salt)
-    previous = authenticator + salt
-    for i in range(0, len(plain), 16):
-        block = _xor(plain[i : i + 16], _md5(secret, previous))
-        out += block
-        previous = block
-    return bytes(out)
+    return salt + _hide_blocks(plain, secret, authenticator + salt)
 
 
 def salt_reveal(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes:
     if len(hidden) < 18 or (len(hidden) - 2) % 16 or not hidden[0] & 0x80:
         raise BadAttribute(f"salted value of {len(hidden)} octets is malformed")
-    salt, body = hidden[:2], hidden[2:]
-    plain = bytearray()
-    previous = authenticator + salt
-    for i in range(0, len(body), 16):
-        block = body[i : i + 16]
-        plain += _xor(block, _md5(secret, previous))
-        previous = block
+    plain = _reveal_blocks(hidden[2:], secret, authenticator + hidden[:2])
     size = plain[0]
     if size > len(plain) - 1:
         raise BadAttribute("salted value's length octet overruns it (wrong secret?)")
@@ -228,18 +228,3 @@ def salt_reveal(hidden: bytes, secret: bytes, authenticator: bytes) -> bytes:
 
 def message_authenticator_is_first(attributes: Sequence[Attribute]) -> bool:
     return bool(attributes) and attributes[0][0] == MESSAGE_AUTHENTICATOR
-
-
-__all__ = [
-    "Code",
-    "encode_reply",
-    "encode_request",
-    "hide_password",
-    "message_authenticator_is_first",
-    "reveal_password",
-    "salt_hide",
-    "salt_reveal",
-    "verify_message_authenticator",
-    "verify_reply",
-    "verify_request_authenticator",
-]

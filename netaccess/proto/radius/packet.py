@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from netaccess.proto.radius.errors import BadAttribute, EncodeError, MalformedPacket
@@ -204,7 +204,3 @@ def split_vendor_specific(value: bytes) -> list[tuple[int, int, bytes]]:
         found.append((vendor, kind, value[at + 2 : at + size]))
         at += size
     return found
-
-
-def with_attributes(packet: Packet, attributes: Sequence[Attribute]) -> Packet:
-    return Packet(packet.code, packet.identifier, packet.authenticator, tuple(attributes))
