@@ -694,3 +694,106 @@ def config_check(file: Path) -> None:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_FAILURE)
     click.echo(f"{file}: ok ({len(cfg.interfaces.access)} access interface(s))")
+
+
+@main.group()
+def secrets() -> None:
+    """The encrypted credential vault: RADIUS shared secrets and other credentials that the
+    config names but never holds."""
+
+
+@secrets.command("set")
+@click.argument("name")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read it from stdin's first line.")
+@click.pass_context
+def secrets_set(ctx: click.Context, name: str, from_stdin: bool) -> None:
+    """Store NAME in the vault; asks for it (twice) unless --stdin. Takes effect at once."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\n")
+    else:
+        value = click.prompt("Secret", hide_input=True, confirmation_prompt=True)
+    if not value:
+        fail("the secret is empty", EXIT_USAGE)
+    done = call(ctx, "secrets.set", name=name, value=value)
+    used = f" (used by {', '.join(done['used_by'])})" if done["used_by"] else " (not used yet)"
+    click.echo(f"{name}: {'replaced' if done['replaced'] else 'stored'}{used}")
+
+
+@secrets.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def secrets_list(ctx: click.Context, as_json: bool) -> None:
+    """The names in the vault and what uses each (never the secrets)."""
+    found = call(ctx, "secrets.list")
+    if as_json:
+        emit_json(found)
+        return
+    rows = [[s["name"], ", ".join(s["used_by"]) or "-"] for s in found]
+    click.echo(render_table(["NAME", "USED BY"], rows))
+
+
+@secrets.command("delete")
+@click.argument("name")
+@click.pass_context
+def secrets_delete(ctx: click.Context, name: str) -> None:
+    """Remove NAME from the vault."""
+    call(ctx, "secrets.delete", name=name)
+    click.echo(f"{name}: deleted")
+
+
+@main.group()
+def radius() -> None:
+    """The RADIUS server for switches: its NAS clients and their accounting sessions."""
+
+
+@radius.command("clients")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def radius_clients(ctx: click.Context, as_json: bool) -> None:
+    """NAS clients as configured, whether their secret is set, and what they sent."""
+    found = call(ctx, "radius.clients")
+    if as_json:
+        emit_json(found)
+        return
+    rows = []
+    for c in found:
+        counters = c["counters"]
+        dropped = sum(v for k, v in counters.items() if k.startswith("dropped."))
+        answered = sum(v for k, v in counters.items() if k.startswith(("accepted.", "rejected.")))
+        rows.append(
+            [
+                c["name"],
+                c["address"],
+                c["secret"] + ("" if c["secret_set"] else " (NOT SET)"),
+                "yes" if c["require_message_authenticator"] else "no",
+                c["coa"],
+                str(answered),
+                str(dropped),
+            ]
+        )
+    headers = ["NAME", "ADDRESS", "SECRET", "REQUIRE-MA", "COA", "ANSWERED", "DROPPED"]
+    click.echo(render_table(headers, rows))
+
+
+@radius.command("sessions")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def radius_sessions(ctx: click.Context, as_json: bool) -> None:
+    """Accounting sessions: which NAS port holds which endpoint, with its address."""
+    found = call(ctx, "radius.sessions")
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        [
+            s["nas"],
+            s["session_id"],
+            s["mac"] or "-",
+            s["nas_port_id"] or (str(s["nas_port"]) if s["nas_port"] is not None else "-"),
+            s["framed_ip"] or "-",
+            s["user_name"] or "-",
+            s["updated"],
+        ]
+        for s in found
+    ]
+    click.echo(render_table(["NAS", "SESSION", "MAC", "PORT", "IP", "USER", "UPDATED"], rows))

@@ -39,6 +39,7 @@ from netaccess.config.locate import LineIndex
 from netaccess.config.model import (
     ApplianceConfig,
     ClientCertificates,
+    CoaMethod,
     DaemonConfig,
     DetectionConfig,
     EnforcementConfig,
@@ -47,6 +48,8 @@ from netaccess.config.model import (
     PortalConfig,
     PostureAuthentication,
     PostureConfig,
+    RadiusClientConfig,
+    RadiusConfig,
     RemoteImvConfig,
     RemoteImvFailure,
 )
@@ -101,6 +104,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
     config = dataclasses.replace(config, realms=_realms(root, config.roles, policies))
     config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
     config = dataclasses.replace(config, patch_feed=_patch_feed(root.subtable("patch_feed")))
+    config = dataclasses.replace(config, radius=_radius(root.subtable("radius")))
     root.finish()
     issues.raise_if_any()
     return config
@@ -435,6 +439,100 @@ def _patch_feed(table: TableReader) -> PatchFeedConfig:
         timeout=table.number("timeout", default.timeout, min=1, max=600, unit="seconds"),
         ca=table.optional_path("ca"),
     )
+
+
+def _radius(table: TableReader) -> RadiusConfig:
+    """`[radius]` and its `[[radius.clients]]`: the NAS clients, each network once."""
+    default = RadiusConfig()
+    address = table.string("address", default.address)
+    try:
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        table.issue("address", f'expected a local IP address ("::" for all), got {address!r}')
+        address = default.address
+    auth_port = table.integer("auth_port", default.auth_port, min=1, max=65535, unit="a UDP port")
+    acct_port = table.integer("acct_port", default.acct_port, min=1, max=65535, unit="a UDP port")
+    if auth_port == acct_port:
+        table.issue("acct_port", "auth_port and acct_port must differ")
+    clients: dict[str, RadiusClientConfig] = {}
+    for client in table.array_of_tables("clients"):
+        for key in ("name", "address", "secret"):
+            if not client.has(key):
+                client.issue((), f"missing required key {key}")
+        name = client.string(
+            "name", "", pattern=_REALM_NAME, expected="a name (a-z, 0-9, _ and -, at most 32)"
+        )
+        network = None
+        raw = client.raw("address")
+        if raw is not None:
+            network = _client_network(client, raw)
+        secret = client.string(
+            "secret",
+            "",
+            pattern=_SECRET_NAME,
+            expected="the name of a vault entry (a-z, 0-9, '.', '_' and '-', at most 64)",
+        )
+        entry = RadiusClientConfig(
+            name=name,
+            network=network or ipaddress.ip_network("0.0.0.0/32"),
+            secret=secret,
+            require_message_authenticator=client.boolean("require_message_authenticator", True),
+            coa=client.enum("coa", CoaMethod.REAUTHENTICATE),
+            coa_port=client.integer("coa_port", 3799, min=1, max=65535, unit="a UDP port"),
+        )
+        if name in clients:
+            client.issue("name", f"RADIUS client {toml_string(name)} is declared twice")
+            continue
+        overlapping = [
+            other.name
+            for other in clients.values()
+            if network is not None
+            and other.network.version == network.version
+            and other.network.overlaps(network)
+        ]
+        if overlapping:
+            client.issue(
+                "address",
+                f"overlaps the address of client {toml_string(overlapping[0])}: a datagram's "
+                "source must name one client (one secret)",
+            )
+            continue
+        if name and network is not None and secret:
+            clients[name] = entry
+    return RadiusConfig(
+        address=address,
+        auth_port=auth_port,
+        acct_port=acct_port,
+        queue=table.integer("queue", default.queue, min=16, max=1_000_000, unit="datagrams"),
+        duplicate_window=table.number(
+            "duplicate_window", default.duplicate_window, min=1, max=300, unit="seconds"
+        ),
+        coa_timeout=table.number(
+            "coa_timeout", default.coa_timeout, min=0.1, max=60, unit="seconds"
+        ),
+        coa_tries=table.integer("coa_tries", default.coa_tries, min=1, max=10, unit="tries"),
+        max_sessions=table.integer(
+            "max_sessions", default.max_sessions, min=1, max=10_000_000, unit="sessions"
+        ),
+        dictionary=table.optional_path("dictionary"),
+        clients=tuple(clients.values()),
+    )
+
+
+_SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")  # the vault's entry names
+
+
+def _client_network(
+    table: TableReader, raw: object
+) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """A NAS's source: an IP address or a CIDR."""
+    if isinstance(raw, str) and "/" not in raw:
+        try:
+            return ipaddress.ip_network(raw)
+        except ValueError:
+            table.issue("address", f"expected an IP address or a CIDR, got {toml_repr(raw)}")
+            return None
+    return _network(table, ("address",), raw)
 
 
 _MAX_URL = 2048

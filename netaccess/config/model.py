@@ -6,6 +6,7 @@ Only load.py validates: build these directly only from values that are already k
 from __future__ import annotations
 
 import enum
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +204,61 @@ class PatchFeedConfig:
     ca: Path | None = None
 
 
+class CoaMethod(enum.Enum):
+    """How a role change reaches a NAS's session (RFC 5176): a CoA asking the NAS to
+    re-authenticate the session (Cisco's subscriber:command=reauthenticate), a CoA bouncing
+    the port (subscriber:command=bounce-host-port, the endpoint renews DHCP in its new VLAN),
+    a Disconnect-Request, or nothing (the role applies at the NAS's next re-authentication)."""
+
+    REAUTHENTICATE = "reauthenticate"
+    BOUNCE_PORT = "bounce-port"
+    DISCONNECT = "disconnect"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusClientConfig:
+    """A NAS (switch, wireless controller) allowed to send us RADIUS.
+
+    network: the source addresses it sends from (one address is a /32 or /128).
+    secret: the name of its shared secret in the vault (`appliance secrets set NAME`).
+    require_message_authenticator: drop its Access-Requests without one (BlastRADIUS).
+    coa / coa_port: how and where role changes are pushed to it.
+    """
+
+    name: str
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    secret: str
+    require_message_authenticator: bool = True
+    coa: CoaMethod = CoaMethod.REAUTHENTICATE
+    coa_port: int = 3799
+
+
+@dataclass(frozen=True, slots=True)
+class RadiusConfig:
+    """The RADIUS server for switches (MAB, accounting); it runs when clients are declared.
+
+    address: the local address it binds ("::" is every address of both families).
+    auth_port / acct_port: UDP ports for Access-Request and Accounting-Request.
+    queue: datagrams waiting to be processed at most; past it new ones are dropped and
+        counted (overload sheds instead of stalling).
+    duplicate_window: seconds a reply is kept to answer a NAS's retransmission (RFC 5080).
+    coa_timeout / coa_tries: per CoA/Disconnect try, and how many tries in all.
+    max_sessions: accounting sessions kept at most.
+    """
+
+    address: str = "::"
+    auth_port: int = 1812
+    acct_port: int = 1813
+    queue: int = 4096
+    duplicate_window: float = 5.0
+    coa_timeout: float = 2.0
+    coa_tries: int = 3
+    max_sessions: int = 100_000
+    dictionary: Path | None = None
+    clients: tuple[RadiusClientConfig, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ApplianceConfig:
     """A whole validated config; `source` names where it came from, for logs and the CLI.
@@ -222,6 +278,7 @@ class ApplianceConfig:
     posture: PostureConfig = PostureConfig()
     patch_feed: PatchFeedConfig = PatchFeedConfig()
     policies: tuple[Policy, ...] = ()  # Host Checker ([[policies]]); see config/policies.py
+    radius: RadiusConfig = RadiusConfig()
 
     def policy(self, name: str) -> Policy | None:
         for policy in self.policies:

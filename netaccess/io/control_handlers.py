@@ -24,6 +24,7 @@ from netaccess.io.capture import Capture
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused, EnforcerUnavailable
 from netaccess.io.feeds import FeedImportError, FeedKeeper, FeedStorageError, feed_view
 from netaccess.io.inventory import Inventory
+from netaccess.io.radius import RadiusServer
 from netaccess.policy.admission import RoleAdmission, decide
 from netaccess.policy.agents import AgentBuild
 from netaccess.policy.credentials import CredentialError, verify_password
@@ -38,10 +39,12 @@ from netaccess.policy.hostchecker import (
 )
 from netaccess.policy.imv_hostchecker import summarize
 from netaccess.policy.posture import PostureReport
+from netaccess.policy.radius_sessions import Session
 from netaccess.policy.roles import QUARANTINE, Realm
 from netaccess.policy.standing import Standing
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.store import Store
+from netaccess.store.vault import Vault, VaultError, check_name
 
 DATABASE_NAME = "netaccess.db"
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -66,6 +69,9 @@ class Appliance:
         self.admissions.load()
         self.feeds.on_new_feed(self.admissions.on_new_feed)
         self.started_at = time.time()
+        # VaultError (a wrong key, an edited file) stops the daemon with its message.
+        self.vault = Vault.open(config.daemon.state_dir, os.environ.get("CREDENTIALS_DIRECTORY"))
+        self.radius: RadiusServer | None = None
 
     async def handle(self, request: Request) -> Response:
         args = request.args
@@ -113,6 +119,27 @@ class Appliance:
                 if not self.config.patch_feed.url:
                     raise ControlError(ErrorCode.BAD_REQUEST, "no patch_feed.url is configured")
                 result = (await self.feeds.pull()).view()
+            case "secrets.set":
+                result = self.set_secret(args)
+            case "secrets.list":
+                result = [
+                    {"name": name, "used_by": self._secret_users(name)}
+                    for name in self.vault.names()
+                ]
+            case "secrets.delete":
+                name = check_secret_name(args.get("name"))
+                if not self.vault.delete(name):
+                    raise ControlError(ErrorCode.NOT_FOUND, f"no secret {name!r} in the vault")
+                self._secrets_changed()
+                result = {"name": name, "deleted": True}
+            case "radius.clients":
+                result = self.radius.clients_view() if self.radius else []
+            case "radius.sessions":
+                result = (
+                    [session_view(s) for s in self.radius.sessions.sessions()]
+                    if (self.radius)
+                    else []
+                )
             case "users.list":
                 result = [
                     {
@@ -244,6 +271,27 @@ class Appliance:
         reports = self.store.posture_reports(mac=mac, ip=ip, limit=limit)
         return [posture_view(r, attributes=bool(args.get("attributes"))) for r in reports]
 
+    def set_secret(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = check_secret_name(args.get("name"))
+        value = args.get("value")
+        if not isinstance(value, str) or not value or "\n" in value or "\0" in value:
+            raise ControlError(
+                ErrorCode.BAD_REQUEST, "value: the secret, a non-empty line without NUL"
+            )
+        try:
+            replaced = self.vault.set(name, value.encode())
+        except VaultError as exc:
+            raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        self._secrets_changed()
+        return {"name": name, "replaced": replaced, "used_by": self._secret_users(name)}
+
+    def _secret_users(self, name: str) -> list[str]:
+        return [f"radius.clients.{c.name}" for c in self.config.radius.clients if c.secret == name]
+
+    def _secrets_changed(self) -> None:
+        if self.radius is not None:
+            self.radius.secrets_changed()
+
     def status(self) -> dict[str, Any]:
         return {
             "version": netaccess.__version__,
@@ -265,6 +313,14 @@ class Appliance:
                 "signed_in": len(self.admissions),
                 "judged": self.admissions.judged,
                 "role_changes": self.admissions.role_changes,
+            },
+            "radius": None
+            if self.radius is None
+            else {
+                "listening": {k: list(v) for k, v in self.radius.bound.items()},
+                "clients": len(self.config.radius.clients),
+                "sessions": len(self.radius.sessions),
+                "counters": dict(sorted(self.radius.counters.items())),
             },
         }
 
@@ -526,4 +582,26 @@ def agent_view(build: AgentBuild) -> dict[str, Any]:
         "sha256": build.sha256,
         "published": iso_time(build.published_at),
         "url": build.url,
+    }
+
+
+def check_secret_name(raw: object) -> str:
+    try:
+        return check_name(raw)
+    except VaultError as exc:
+        raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+
+
+def session_view(session: Session) -> dict[str, Any]:
+    return {
+        "nas": session.nas,
+        "nas_address": session.nas_address,
+        "session_id": session.session_id,
+        "mac": session.mac,
+        "user_name": session.user_name,
+        "nas_port": session.nas_port,
+        "nas_port_id": session.nas_port_id,
+        "framed_ip": session.framed_ip,
+        "started": iso_time(session.started),
+        "updated": iso_time(session.updated),
     }

@@ -23,6 +23,7 @@ import trio
 
 import netaccess
 from netaccess.config import ApplianceConfig
+from netaccess.config.radius_dictionary import server_dictionary
 from netaccess.enforce.intents import OpenCapture, OpenListener
 from netaccess.io import sdnotify
 from netaccess.io.capture import Capture, interface_mac
@@ -40,13 +41,16 @@ from netaccess.io.inventory import Inventory
 from netaccess.io.portal import Portal
 from netaccess.io.posture import PostureServer
 from netaccess.io.privileges import PrivilegeError, become
+from netaccess.io.radius import RadiusServer
 from netaccess.io.remote_imv import RemoteImv, remote_imv_context
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure, tune_gc
 from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
 from netaccess.policy.imv_hostchecker import HostCheckerImv
 from netaccess.policy.imv_os import OsImv
 from netaccess.proto.http import HttpLimits
+from netaccess.proto.radius.errors import DictionaryError
 from netaccess.store import Store, StoreError
+from netaccess.store.vault import VaultError
 
 log = logging.getLogger("netaccess.daemon")
 
@@ -87,7 +91,16 @@ async def run(config: ApplianceConfig) -> None:
             config.enforcement.intent_queue,
         )
         inventory.set_membership_listener(enforcer.submit)
-        appliance = Appliance(config, store, inventory, enforcer)
+        try:
+            appliance = Appliance(config, store, inventory, enforcer)
+        except VaultError as exc:
+            raise StartupError(f"vault: {exc}") from None
+        if config.radius.clients:
+            try:
+                dictionary = server_dictionary(config.radius.dictionary)
+            except DictionaryError as exc:
+                raise StartupError(f"radius.dictionary: {exc}") from None
+            appliance.radius = RadiusServer(config, inventory, dictionary, appliance.vault.get)
         await appliance.feeds.load()
         tune_gc()
         log.info(
@@ -189,6 +202,15 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                         PeerPolicy(config.daemon.admin_group),
                         appliance.handle,
                     )
+                    if appliance.radius is not None:
+                        try:
+                            await services.start(appliance.radius.serve)
+                        except OSError as exc:
+                            raise StartupError(
+                                f"radius: cannot listen on UDP {config.radius.address} "
+                                f"{config.radius.auth_port}/{config.radius.acct_port}: "
+                                f"{exc.strerror}"
+                            ) from None
                     await services.start(control.run)
                     # Every listener is bound: only now may systemd (or the lab) send traffic.
                     sdnotify.notify("READY=1")

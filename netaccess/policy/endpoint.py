@@ -148,6 +148,8 @@ def without_ip(ep: Endpoint, ip: str, at: float) -> tuple[Endpoint, EndpointEven
 def _via(obs: Observation) -> str:
     if obs.source is ObservationSource.ARP:
         return "arp"
+    if obs.source is ObservationSource.RADIUS:
+        return "radius-accounting"
     assert obs.dhcp_type is not None
     return f"dhcp-{obs.dhcp_type.name.lower()}"
 

@@ -194,14 +194,14 @@ def test_unknown_key_is_reported_with_its_line_and_the_known_keys() -> None:
 def test_unknown_table_is_reported_at_its_header() -> None:
     assert the_problem("[daemon]\n\n[detecton]\nenabled = true\n") == (
         "appliance.toml:3: detecton: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, patch_feed, policies, portal, posture, realms, roles)"
+        "interfaces, patch_feed, policies, portal, posture, radius, realms, roles)"
     )
 
 
 def test_unknown_array_of_tables_is_reported_at_its_first_header() -> None:
     assert the_problem('\n[[widgets]]\nname = "a"\n') == (
         "appliance.toml:2: widgets: unknown table (known: daemon, detection, enforcement, "
-        "interfaces, patch_feed, policies, portal, posture, realms, roles)"
+        "interfaces, patch_feed, policies, portal, posture, radius, realms, roles)"
     )
 
 

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("down", help="stop every lab process and delete the namespaces")
     commands.add_parser("status", help="show namespaces, processes and leases")
     run = commands.add_parser("exec", help="run a command in a lab namespace")
-    run.add_argument("namespace", metavar="EP", help="app, sw, up or epN")
+    run.add_argument("namespace", metavar="EP", help="app, sw, up, nas or epN")
     run.add_argument("argv", metavar="CMD", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 

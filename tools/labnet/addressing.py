@@ -16,6 +16,13 @@ APPLIANCE_UPSTREAM_IP = "198.19.0.1"  # up0
 WEB_IP = "198.19.0.2"  # upstream web server and DNS server
 REMEDIATION_IP = "198.19.0.3"  # remediation server
 
+# The management network: where switches (NAS clients) talk RADIUS to the appliance, as on a
+# real site, apart from the endpoints' access network.
+MGMT_NET = "198.19.1.0/24"
+MGMT_PREFIXLEN = 24
+APPLIANCE_MGMT_IP = "198.19.1.1"  # mgmt0
+NAS_IP = "198.19.1.2"  # the lab's switch management address: radclient, eapol_test, CoA
+
 CAPTIVE_PORTAL_API = "https://portal.netaccess.test/api/captive"  # DHCP option 114, RFC 8910
 DNS_RECORDS = {
     "www.corp.test": WEB_IP,

@@ -80,7 +80,9 @@ class Lab:
 
     Namespaces: {prefix}app (appliance: acc0 198.18.0.1/22, up0 198.19.0.1/24, dnsmasq for
     DHCP and DNS on acc0, netaccessd), {prefix}sw (bridge br0 with ports ep1..epN and app),
-    {prefix}up (eth0 198.19.0.2/24 and 198.19.0.3/24: web, remediation and DNS servers) and
+    {prefix}up (eth0 198.19.0.2/24 and 198.19.0.3/24: web, remediation and DNS servers),
+    {prefix}nas (eth0 198.19.1.2/24, the switch's management side, facing the appliance's
+    mgmt0 198.19.1.1/24: RADIUS clients and the CoA listener run here) and
     {prefix}ep1..epN (eth0 with MAC 02:4e:41:00:00:NN, addressed by udhcpc).
 
     Commands run through `ip netns exec` (exec(), tools/lab exec) resolve names with the lab's
@@ -106,7 +108,7 @@ class Lab:
         self._notify: NotifyListener | None = None
         self._notified: list[str] = []  # what the last appliance process sent, once stopped
         self._own_namespace = re.compile(
-            rf"{re.escape(prefix)}(?:app|sw|up|ep(?P<endpoint>[1-9][0-9]*))"
+            rf"{re.escape(prefix)}(?:app|sw|up|nas|ep(?P<endpoint>[1-9][0-9]*))"
         )
 
     # ----------------------------------------------------------------- names and addresses
@@ -123,6 +125,10 @@ class Lab:
     def up_ns(self) -> str:
         return f"{self.prefix}up"
 
+    @property
+    def nas_ns(self) -> str:
+        return f"{self.prefix}nas"
+
     def endpoint_ns(self, k: int) -> str:
         return f"{self.prefix}ep{k}"
 
@@ -133,7 +139,7 @@ class Lab:
     @property
     def namespaces(self) -> list[str]:
         """The namespaces this lab builds, appliance first."""
-        return [self.app_ns, self.sw_ns, self.up_ns] + [
+        return [self.app_ns, self.sw_ns, self.up_ns, self.nas_ns] + [
             self.endpoint_ns(k) for k in self.endpoint_numbers
         ]
 
@@ -157,10 +163,10 @@ class Lab:
         return list(self._notify.messages) if self._notify else list(self._notified)
 
     def namespace(self, name_or_ep: str) -> str:
-        """Resolve "app", "sw", "up", "ep2" or a full namespace name of this lab."""
+        """Resolve "app", "sw", "up", "nas", "ep2" or a full namespace name of this lab."""
         full = name_or_ep if name_or_ep.startswith(self.prefix) else self.prefix + name_or_ep
         if not self._own_namespace.fullmatch(full):
-            raise LabError(f"{name_or_ep!r} is not a lab namespace: use app, sw, up or epN")
+            raise LabError(f"{name_or_ep!r} is not a lab namespace: use app, sw, up, nas or epN")
         return full
 
     def existing_namespaces(self) -> list[str]:
@@ -238,6 +244,7 @@ class Lab:
             )
         self._ensure_veth(self.sw_ns, "app", self.app_ns, "acc0", sw_links)
         self._ensure_veth(self.app_ns, "up0", self.up_ns, "eth0", link_names(self.app_ns))
+        self._ensure_veth(self.app_ns, "mgmt0", self.nas_ns, "eth0", link_names(self.app_ns))
 
         sw = ["link set lo up", "link set br0 up"]
         for port in [f"ep{k}" for k in self.endpoint_numbers] + ["app"]:
@@ -260,6 +267,16 @@ class Lab:
                 f"addr replace {net.APPLIANCE_ACCESS_IP}/{net.ACCESS_PREFIXLEN} dev acc0",
                 "link set up0 up",
                 f"addr replace {net.APPLIANCE_UPSTREAM_IP}/{net.UPSTREAM_PREFIXLEN} dev up0",
+                "link set mgmt0 up",
+                f"addr replace {net.APPLIANCE_MGMT_IP}/{net.MGMT_PREFIXLEN} dev mgmt0",
+            ],
+        )
+        ip_batch(
+            self.nas_ns,
+            [
+                "link set lo up",
+                "link set eth0 up",
+                f"addr replace {net.NAS_IP}/{net.MGMT_PREFIXLEN} dev eth0",
             ],
         )
         run(["ip", "netns", "exec", self.app_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
@@ -629,7 +646,7 @@ class Lab:
         """Stop every process in the lab's namespaces, delete them and remove the workdir.
 
         Safe on a partial or absent lab. Only namespaces named like this lab's are touched
-        ({prefix}app|sw|up|epN), so labs with other prefixes keep running.
+        ({prefix}app|sw|up|nas|epN), so labs with other prefixes keep running.
         """
         namespaces = self.existing_namespaces()
         pids = {pid for name in namespaces for pid in netns_pids(name)} - {os.getpid()}

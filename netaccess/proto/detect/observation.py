@@ -23,6 +23,7 @@ class MalformedFrame(RemoteProtocolError):
 class ObservationSource(enum.Enum):
     DHCP = "dhcp"
     ARP = "arp"
+    RADIUS = "radius"  # a NAS asked for it (MAB, 802.1X) or accounted its session
 
 
 class DhcpMessageType(enum.IntEnum):

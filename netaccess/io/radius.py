@@ -1,0 +1,392 @@
+"""The RADIUS server for switches: MAB on the auth port, accounting on the acct port.
+
+Each datagram goes: source -> NAS client (else dropped and counted) -> duplicate cache
+(a retransmit gets the reply already sent, RFC 5080) -> proto.radius.server.accept_request
+(framing, authenticators, the BlastRADIUS rules) -> the MAB decision or the session table ->
+a reply, with the Message-Authenticator first in every Access-* reply.
+
+Everything a MAB, Status-Server or accounting request needs is in memory, so the receive
+loop answers them inline, every datagram already queued per wake-up. The socket's receive
+queue is the bounded queue: its buffer holds about `radius.queue` datagrams, past that the
+kernel drops new ones (the server never stalls), and SO_RXQ_OVFL tells us how many, counted
+as dropped.overload.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from netaccess.config import ApplianceConfig
+from netaccess.config.model import RadiusClientConfig
+from netaccess.io.inventory import Inventory
+from netaccess.policy.radius_mab import mab_request, vlan_attributes
+from netaccess.policy.radius_sessions import AccountingError, SessionTable, accounting_record
+from netaccess.policy.roles import QUARANTINE
+from netaccess.proto.detect import Observation
+from netaccess.proto.detect.observation import ObservationSource
+from netaccess.proto.radius import auth
+from netaccess.proto.radius.dedup import DuplicateCache, Key, Seen
+from netaccess.proto.radius.dictionary import Dictionary
+from netaccess.proto.radius.errors import RadiusError
+from netaccess.proto.radius.packet import Attribute, Code
+from netaccess.proto.radius.server import (
+    ACCOUNTING_CODES,
+    AUTH_CODES,
+    Accepted,
+    Drop,
+    NasPolicy,
+    accept_request,
+)
+
+log = logging.getLogger("netaccess.radius")
+
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # linux/socket.h
+_OVERFLOW_SPACE = socket.CMSG_SPACE(4)
+# What one queued datagram costs the receive buffer: its bytes plus the kernel's sk_buff
+# (about 1 KiB on 64-bit with the truesize rounding); RADIUS requests are mostly < 300 bytes.
+_QUEUED_DATAGRAM_COST = 1536
+BURST = 256  # datagrams handled per wake-up before other tasks get a turn
+MAX_DATAGRAM = 4096
+_ADDRESS_CACHE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Nas:
+    config: RadiusClientConfig
+    policy: NasPolicy
+
+
+class RadiusServer:
+    """`secret_of(name)`: a vault entry's bytes, or None when it is not set."""
+
+    def __init__(
+        self,
+        config: ApplianceConfig,
+        inventory: Inventory,
+        dictionary: Dictionary,
+        secret_of: Callable[[str], bytes | None],
+    ) -> None:
+        self.config = config
+        self.settings = config.radius
+        self.inventory = inventory
+        self.dictionary = dictionary
+        self._secret_of = secret_of
+        self._dedup = DuplicateCache(
+            lifetime=self.settings.duplicate_window, capacity=max(4096, self.settings.queue * 4)
+        )
+        self.sessions = SessionTable(self.settings.max_sessions)
+        self.counters: Counter[str] = Counter()
+        self.per_client: dict[str, Counter[str]] = {
+            c.name: Counter() for c in self.settings.clients
+        }
+        self._by_address: dict[str, RadiusClientConfig | None] = {}
+        self._nas: dict[str, _Nas | None] = {}
+        self._replies: dict[str, list[Attribute]] = {}
+        self.bound: dict[str, tuple[str, int]] = {}
+        self._load_clients()
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def _load_clients(self) -> None:
+        """Each client's secret from the vault; a client without one is kept but its
+        datagrams are dropped (counted as no-secret) until `appliance secrets set` gives it."""
+        self._by_address.clear()
+        for client in self.settings.clients:
+            secret = self._secret_of(client.secret)
+            if secret is None:
+                self._nas[client.name] = None
+                log.warning(
+                    "RADIUS client has no secret in the vault: its requests are dropped",
+                    extra={"client": client.name, "secret": client.secret},
+                )
+                continue
+            self._nas[client.name] = _Nas(
+                client, NasPolicy(secret, client.require_message_authenticator)
+            )
+
+    def secrets_changed(self) -> None:
+        self._load_clients()
+
+    def client_for(self, address: str) -> RadiusClientConfig | None:
+        for client in self.settings.clients:
+            try:
+                if ipaddress.ip_address(address) in client.network:
+                    return client
+            except ValueError:
+                return None
+        return None
+
+    def _client_at(self, address: str) -> RadiusClientConfig | None:
+        """The client whose network holds `address` (as the socket reports it), cached."""
+        try:
+            return self._by_address[address]
+        except KeyError:
+            pass
+        client = self.client_for(_unmapped(address))
+        if len(self._by_address) >= _ADDRESS_CACHE:
+            self._by_address.clear()  # spoofed sources cannot grow it without bound
+        self._by_address[address] = client
+        return client
+
+    def _role_reply(self, role_name: str) -> list[Attribute]:
+        """The Accept attributes of a role, encoded once per role."""
+        attributes = self._replies.get(role_name)
+        if attributes is None:
+            role = self.config.role(role_name) or self.config.role(QUARANTINE)
+            assert role is not None
+            attributes = []
+            for name, value in vlan_attributes(role):
+                attributes += self.dictionary.encode(name, value)
+            self._replies[role_name] = attributes
+        return attributes
+
+    # --- one datagram ----------------------------------------------------------------------
+
+    def handle_auth(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
+        return self._handle(data, source, now, AUTH_CODES, self._authorize)
+
+    def handle_accounting(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
+        return self._handle(data, source, now, ACCOUNTING_CODES, self._account)
+
+    def _handle(
+        self,
+        data: bytes,
+        source: tuple[Any, ...],
+        now: float,
+        codes: frozenset[Code],
+        process: Callable[[_Nas, Accepted, str, float], bytes | None],
+    ) -> bytes | None:
+        counters = self.counters
+        counters["received"] += 1
+        client = self._client_at(source[0])
+        if client is None:
+            counters["dropped.unknown-client"] += 1
+            return None
+        nas = self._nas[client.name]
+        if nas is None:
+            counters["dropped.no-secret"] += 1
+            self.per_client[client.name]["dropped.no-secret"] += 1
+            return None
+        if len(data) < 20:
+            self._drop(nas, Drop.MALFORMED)
+            return None
+        key: Key = (source[0], source[1], data[0], data[1], data[4:20])
+        seen = self._dedup.arrive(key, now)
+        if seen.seen is not Seen.NEW:
+            counters["duplicates"] += 1
+            return seen.reply
+        result = accept_request(data, nas.policy, codes)
+        if isinstance(result, Drop):
+            self._dedup.forget(key)
+            self._drop(nas, result)
+            return None
+        try:
+            reply = process(nas, result, _unmapped(source[0]), now)
+        except RadiusError as exc:
+            self._dedup.forget(key)
+            self._drop(nas, Drop.MALFORMED, str(exc))
+            return None
+        if reply is None:
+            self._dedup.forget(key)
+            return None
+        self._dedup.answer(key, reply, now)
+        counters["answered"] += 1
+        return reply
+
+    def _drop(self, nas: _Nas, reason: Drop, detail: str = "") -> None:
+        self.counters["dropped." + reason.value] += 1
+        self.per_client[nas.config.name]["dropped." + reason.value] += 1
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "RADIUS request dropped",
+                extra={"client": nas.config.name, "reason": reason.value, "detail": detail},
+            )
+
+    def _authorize(self, nas: _Nas, accepted: Accepted, address: str, now: float) -> bytes:
+        packet = accepted.packet
+        secret = nas.policy.secret
+        stats = self.per_client[nas.config.name]
+        if packet.code == Code.STATUS_SERVER:  # RFC 5997 §3: alive, and the secret is right
+            stats["status-server"] += 1
+            return auth.encode_reply(
+                Code.ACCESS_ACCEPT, packet.identifier, packet.authenticator, (), secret
+            )
+        decoded = self.dictionary.decode(packet, secret=secret, authenticator=packet.authenticator)
+        mab = mab_request(decoded)
+        if mab is None:
+            # 802.1X (EAP) and user PAP are not served yet: a clear no, not silence.
+            stats["rejected.not-mab"] += 1
+            return auth.encode_reply(
+                Code.ACCESS_REJECT,
+                packet.identifier,
+                packet.authenticator,
+                self.dictionary.encode("Reply-Message", "only MAC authentication is served"),
+                secret,
+            )
+        endpoint = self.inventory.get(mab.mac)
+        if endpoint is None:
+            self.inventory.observe([Observation(ObservationSource.RADIUS, mab.mac, now)])
+            endpoint = self.inventory.get(mab.mac)
+        role = endpoint.role if endpoint is not None else QUARANTINE
+        stats["accepted.mab"] += 1
+        return auth.encode_reply(
+            Code.ACCESS_ACCEPT,
+            packet.identifier,
+            packet.authenticator,
+            self._role_reply(role),
+            secret,
+        )
+
+    def _account(self, nas: _Nas, accepted: Accepted, address: str, now: float) -> bytes:
+        packet = accepted.packet
+        stats = self.per_client[nas.config.name]
+        decoded = self.dictionary.decode(packet)
+        try:
+            record = accounting_record(decoded)
+        except AccountingError as exc:
+            stats["accounting.ignored"] += 1
+            log.info(
+                "accounting request kept out of the session table",
+                extra={"client": nas.config.name, "reason": str(exc)},
+            )
+        else:
+            stats[f"accounting.{record.status.name.lower()}"] += 1
+            session = self.sessions.apply(nas.config.name, address, record, now)
+            if session is not None and session.mac is not None and session.framed_ip:
+                endpoint = self.inventory.get(session.mac)
+                if endpoint is None or session.framed_ip not in endpoint.ips:
+                    self.inventory.observe(
+                        [
+                            Observation(
+                                ObservationSource.RADIUS, session.mac, now, ip=session.framed_ip
+                            )
+                        ]
+                    )
+        # RFC 2866 §4.2: answered once recorded (even when there was nothing to keep), or the
+        # NAS retransmits for ever. No Message-Authenticator: RFC 2866 replies do not need one.
+        return auth.encode_reply(
+            Code.ACCOUNTING_RESPONSE,
+            packet.identifier,
+            packet.authenticator,
+            (),
+            nas.policy.secret,
+            message_authenticator=accepted.message_authenticator,
+        )
+
+    # --- the sockets -----------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        settings = self.settings
+        buffer = settings.queue * _QUEUED_DATAGRAM_COST
+        auth_sock = _udp_socket(settings.address, settings.auth_port, buffer)
+        acct_sock = _udp_socket(settings.address, settings.acct_port, buffer)
+        self.bound = {"auth": auth_sock.getsockname()[:2], "acct": acct_sock.getsockname()[:2]}
+        log.info(
+            "RADIUS listening",
+            extra={
+                "address": settings.address,
+                "auth_port": settings.auth_port,
+                "acct_port": settings.acct_port,
+                "clients": len(settings.clients),
+            },
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._receive, auth_sock, self.handle_auth)
+                nursery.start_soon(self._receive, acct_sock, self.handle_accounting)
+                task_status.started()
+        finally:
+            auth_sock.close()
+            acct_sock.close()
+
+    async def _receive(
+        self,
+        sock: socket.socket,
+        handle: Callable[[bytes, tuple[Any, ...], float], bytes | None],
+    ) -> None:
+        """Drain the socket in bursts: one wake-up serves every datagram already queued."""
+        recvmsg, sendto, clock = sock.recvmsg, sock.sendto, time.time
+        overflowed = 0  # the kernel's count of datagrams dropped on this socket
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            for _ in range(BURST):
+                try:
+                    data, ancillary, _flags, source = recvmsg(MAX_DATAGRAM, _OVERFLOW_SPACE)
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # an ICMP error queued on the socket, say
+                    if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                        continue
+                    raise
+                if ancillary:
+                    total = _overflow_count(ancillary)
+                    if total != overflowed:
+                        self.counters["dropped.overload"] += (total - overflowed) & 0xFFFFFFFF
+                        overflowed = total
+                reply = handle(data, source, clock())
+                if reply is not None:
+                    try:
+                        sendto(reply, source)
+                    except (BlockingIOError, OSError):
+                        self.counters["send-failed"] += 1
+            await trio.lowlevel.checkpoint()
+
+    # --- views -----------------------------------------------------------------------------
+
+    def clients_view(self) -> list[dict[str, Any]]:
+        out = []
+        for client in self.settings.clients:
+            stats = self.per_client[client.name]
+            out.append(
+                {
+                    "name": client.name,
+                    "address": str(client.network),
+                    "secret": client.secret,
+                    "secret_set": self._nas.get(client.name) is not None,
+                    "require_message_authenticator": client.require_message_authenticator,
+                    "coa": client.coa.value,
+                    "coa_port": client.coa_port,
+                    "counters": dict(sorted(stats.items())),
+                }
+            )
+        return out
+
+
+def _unmapped(address: str) -> str:
+    """An IPv4 source as a dual-stack socket reports it (::ffff:a.b.c.d), as a.b.c.d."""
+    if address.startswith("::ffff:"):
+        return address[7:]
+    return address
+
+
+def _overflow_count(ancillary: list[tuple[int, int, bytes]]) -> int:
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
+            return int.from_bytes(value[:4], sys.byteorder)  # a native __u32
+    return 0
+
+
+def _udp_socket(address: str, port: int, receive_buffer: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
