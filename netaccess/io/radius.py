@@ -30,7 +30,7 @@ import trio
 from netaccess.config import ApplianceConfig
 from netaccess.config.model import RadiusClientConfig
 from netaccess.io.inventory import Inventory
-from netaccess.policy.radius_mab import mab_request, vlan_attributes
+from netaccess.policy.radius_mab import mab_mac, vlan_attributes
 from netaccess.policy.radius_sessions import AccountingError, SessionTable, accounting_record
 from netaccess.policy.roles import QUARANTINE
 from netaccess.proto.detect import Observation
@@ -39,7 +39,13 @@ from netaccess.proto.radius import auth
 from netaccess.proto.radius.dedup import DuplicateCache, Key, Seen
 from netaccess.proto.radius.dictionary import Dictionary
 from netaccess.proto.radius.errors import RadiusError
-from netaccess.proto.radius.packet import Attribute, Code
+from netaccess.proto.radius.packet import (
+    USER_NAME,
+    USER_PASSWORD,
+    Attribute,
+    Code,
+    encode_attributes,
+)
 from netaccess.proto.radius.server import (
     ACCOUNTING_CODES,
     AUTH_CODES,
@@ -92,7 +98,7 @@ class RadiusServer:
         }
         self._by_address: dict[str, RadiusClientConfig | None] = {}
         self._nas: dict[str, _Nas | None] = {}
-        self._replies: dict[str, list[Attribute]] = {}
+        self._replies: dict[str, bytes] = {}
         self.bound: dict[str, tuple[str, int]] = {}
         self._load_clients()
 
@@ -139,17 +145,17 @@ class RadiusServer:
         self._by_address[address] = client
         return client
 
-    def _role_reply(self, role_name: str) -> list[Attribute]:
+    def _role_reply(self, role_name: str) -> bytes:
         """The Accept attributes of a role, encoded once per role."""
-        attributes = self._replies.get(role_name)
-        if attributes is None:
+        body = self._replies.get(role_name)
+        if body is None:
             role = self.config.role(role_name) or self.config.role(QUARANTINE)
             assert role is not None
-            attributes = []
+            attributes: list[Attribute] = []
             for name, value in vlan_attributes(role):
                 attributes += self.dictionary.encode(name, value)
-            self._replies[role_name] = attributes
-        return attributes
+            body = self._replies[role_name] = encode_attributes(attributes)
+        return body
 
     # --- one datagram ----------------------------------------------------------------------
 
@@ -222,9 +228,12 @@ class RadiusServer:
             return auth.encode_reply(
                 Code.ACCESS_ACCEPT, packet.identifier, packet.authenticator, (), secret
             )
-        decoded = self.dictionary.decode(packet, secret=secret, authenticator=packet.authenticator)
-        mab = mab_request(decoded)
-        if mab is None:
+        name, hidden = packet.first(USER_NAME), packet.first(USER_PASSWORD)
+        mac = None
+        if name is not None and hidden is not None:
+            password = auth.reveal_password(hidden, secret, packet.authenticator)
+            mac = mab_mac(name, password.rstrip(b"\0"))
+        if mac is None:
             # 802.1X (EAP) and user PAP are not served yet: a clear no, not silence.
             stats["rejected.not-mab"] += 1
             return auth.encode_reply(
@@ -234,13 +243,13 @@ class RadiusServer:
                 self.dictionary.encode("Reply-Message", "only MAC authentication is served"),
                 secret,
             )
-        endpoint = self.inventory.get(mab.mac)
+        endpoint = self.inventory.get(mac)
         if endpoint is None:
-            self.inventory.observe([Observation(ObservationSource.RADIUS, mab.mac, now)])
-            endpoint = self.inventory.get(mab.mac)
+            self.inventory.observe([Observation(ObservationSource.RADIUS, mac, now)])
+            endpoint = self.inventory.get(mac)
         role = endpoint.role if endpoint is not None else QUARANTINE
         stats["accepted.mab"] += 1
-        return auth.encode_reply(
+        return auth.encode_signed_reply(
             Code.ACCESS_ACCEPT,
             packet.identifier,
             packet.authenticator,

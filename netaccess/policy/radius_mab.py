@@ -6,6 +6,7 @@ again)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from netaccess.policy.roles import Role
@@ -47,6 +48,27 @@ def mab_request(decoded: list[Decoded]) -> MabRequest | None:
         except InvalidMac:
             station = calling
     return MabRequest(mac, station)
+
+
+def mab_mac(user_name: bytes, password: bytes) -> str | None:
+    """The MAC of a MAB request from its raw User-Name and revealed User-Password (NUL
+    padding stripped), or None when they are not the same MAC: the same rule as
+    mab_request, for a server that reads only these two attributes."""
+    mac = _mac_of(user_name)
+    if mac is None or _mac_of(password) != mac:
+        return None
+    return mac
+
+
+@functools.lru_cache(maxsize=65536)
+def _mac_of(raw: bytes) -> str | None:
+    """Switches re-authenticate the same MACs over and over: each spelling is parsed once."""
+    if not 12 <= len(raw) <= 17:
+        return None
+    try:
+        return parse_mac(raw.decode("ascii"))
+    except (UnicodeDecodeError, InvalidMac):
+        return None
 
 
 def vlan_attributes(role: Role) -> list[tuple[str, Value]]:

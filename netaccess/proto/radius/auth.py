@@ -15,6 +15,7 @@ from netaccess.proto.radius.errors import BadAttribute, BadAuthenticator, Encode
 from netaccess.proto.radius.packet import (
     AUTHENTICATOR_SIZE,
     HEADER_SIZE,
+    MAX_PACKET,
     MESSAGE_AUTHENTICATOR,
     SIGNED_REQUESTS,
     Attribute,
@@ -27,14 +28,12 @@ MAX_PASSWORD = 128  # RFC 2865 §5.2
 
 
 def _md5(*parts: bytes) -> bytes:
-    digest = hashlib.md5(usedforsecurity=False)  # RADIUS's own construction, RFC-defined
-    for part in parts:
-        digest.update(part)
-    return digest.digest()
+    # RADIUS's own construction, RFC-defined; one C call over the joined parts.
+    return hashlib.md5(b"".join(parts), usedforsecurity=False).digest()
 
 
 def _hmac_md5(secret: bytes, data: bytes) -> bytes:
-    return hmac.new(secret, data, hashlib.md5).digest()
+    return hmac.digest(secret, data, "md5")  # OpenSSL's one-shot HMAC
 
 
 def _with_authenticator(data: bytes, authenticator: bytes) -> bytes:
@@ -146,6 +145,26 @@ def encode_reply(
     data = encode_packet(code, identifier, request_authenticator, attributes)
     if message_authenticator:
         data = _sign_message_authenticator(data, secret)
+    return _with_authenticator(data, _md5(data, secret))
+
+
+_MA_FIRST = bytes((MESSAGE_AUTHENTICATOR, 2 + AUTHENTICATOR_SIZE)) + _ZERO
+
+
+def encode_signed_reply(
+    code: int, identifier: int, request_authenticator: bytes, body: bytes, secret: bytes
+) -> bytes:
+    """encode_reply with the attributes already encoded (`body`, from encode_attributes,
+    which a server keeps per role): the Message-Authenticator first, then `body`."""
+    length = HEADER_SIZE + len(_MA_FIRST) + len(body)
+    if length > MAX_PACKET or not 0 <= identifier <= 255 or len(request_authenticator) != 16:
+        raise EncodeError(f"a reply of {length} octets, identifier {identifier}")
+    data = (
+        (bytes((code, identifier)) + length.to_bytes(2, "big") + request_authenticator)
+        + _MA_FIRST
+        + body
+    )
+    data = _sign_message_authenticator(data, secret)
     return _with_authenticator(data, _md5(data, secret))
 
 

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""The race: netaccess's RADIUS server against FreeRADIUS 3.2.1 on MAB, on loopback.
+
+FreeRADIUS (Debian's freeradius package) runs from a config generated in a temporary
+directory: loopback only, one client with require_message_authenticator = yes, and a users
+file with an entry per MAB MAC returning the VLAN attributes (PAP checks the password).
+netaccess runs its RadiusServer (tools/bench/radius_peers/ours.py: the object netaccessd
+runs, with its own inventory), its NAS client requiring the MA too, answering the
+quarantine VLAN. The same `radclient -q -s -c 50 -p 64 -f <1000 distinct MAB requests>`
+runs against each, alternating, `--rounds` times each; req/s is accepted replies over the
+wall time of the radclient run. Prints one JSON line.
+
+EAP-TTLS handshakes are not raced: netaccess does not serve EAP yet (issue 8's 802.1X part).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.bench.benchlib import (  # noqa: E402
+    BenchError,
+    bounded,
+    commit_info,
+    die_with_parent,
+    free_port,
+    goal,
+    notes,
+    run,
+)
+
+NAME = "radius-bench"
+note = notes(NAME)
+PEERS = Path(__file__).resolve().parent / "radius_peers"
+SECRET = "race-secret-0123456789"
+VLAN = "999"  # netaccess's quarantine VLAN, what a new MAC gets from it
+START_TIMEOUT = 30.0
+RUN_TIMEOUT = 300.0
+SUMMARY = re.compile(r"^\s*(Accepted|Rejected|Lost|Passed filter|Failed filter)\s*:\s*(\d+)", re.M)
+
+
+@dataclass
+class Contender:
+    name: str
+    what: str
+    port: int
+    process: subprocess.Popen[str]
+
+
+def macs(count: int) -> list[str]:
+    """Distinct locally administered MACs, as switches send them for MAB (bare hex)."""
+    return [f"02{index:010x}" for index in range(1, count + 1)]
+
+
+def requests_file(path: Path, addresses: list[str]) -> None:
+    blocks = []
+    for mac in addresses:
+        spaced = "-".join(mac[i : i + 2] for i in range(0, 12, 2)).upper()
+        blocks.append(
+            f'User-Name = "{mac}", User-Password = "{mac}", Service-Type = Call-Check, '
+            f'Calling-Station-Id = "{spaced}", NAS-Port-Id = "Gi1/0/1", '
+            "Message-Authenticator = 0x00\n"
+        )
+    path.write_text("\n".join(blocks))
+
+
+def freeradius_config(work: Path, port: int, addresses: list[str]) -> None:
+    for sub in ("run", "log"):
+        (work / sub).mkdir(exist_ok=True)
+    users = "".join(
+        f'{mac} Cleartext-Password := "{mac}"\n'
+        f'\tTunnel-Type = VLAN, Tunnel-Medium-Type = IEEE-802, Tunnel-Private-Group-Id = "{VLAN}"\n'
+        "\n"
+        for mac in addresses
+    )
+    (work / "users").write_text(users)
+    (work / "radiusd.conf").write_text(
+        f"""
+prefix = /usr
+exec_prefix = /usr
+sysconfdir = /etc
+localstatedir = /var
+sbindir = /usr/sbin
+logdir = {work}/log
+raddbdir = {work}
+radacctdir = {work}/log
+name = freeradius
+confdir = {work}
+modconfdir = {work}
+run_dir = {work}/run
+db_dir = {work}
+libdir = /usr/lib/freeradius
+pidfile = {work}/run/radiusd.pid
+max_request_time = 30
+cleanup_delay = 5
+max_requests = 65536
+hostname_lookups = no
+log {{
+  destination = stderr
+  auth = no
+}}
+security {{
+  allow_core_dumps = no
+  max_attributes = 200
+  reject_delay = 0
+  status_server = yes
+}}
+thread pool {{
+  start_servers = 4
+  max_servers = 32
+  min_spare_servers = 3
+  max_spare_servers = 10
+  max_requests_per_server = 0
+}}
+client race {{
+  ipaddr = 127.0.0.1
+  secret = {SECRET}
+  require_message_authenticator = yes
+}}
+modules {{
+  files {{
+    filename = {work}/users
+  }}
+  pap {{
+  }}
+}}
+server default {{
+  listen {{
+    type = auth
+    ipaddr = 127.0.0.1
+    port = {port}
+  }}
+  authorize {{
+    files
+    pap
+  }}
+  authenticate {{
+    Auth-Type PAP {{
+      pap
+    }}
+  }}
+  post-auth {{
+  }}
+}}
+"""
+    )
+
+
+def start_freeradius(binary: str, work: Path) -> Contender:
+    port = free_port()
+    fr_work = work / "freeradius"
+    fr_work.mkdir()
+    addresses = macs(1000)
+    freeradius_config(fr_work, port, addresses)
+    log = (fr_work / "log" / "stderr.txt").open("w")
+    process = subprocess.Popen(
+        [binary, "-f", "-d", str(fr_work), "-l", "stdout"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent,
+    )
+    return Contender("freeradius", f"{binary} -f (threaded), files + pap", port, process)
+
+
+def start_ours(work: Path) -> Contender:
+    port, acct = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(PEERS / "ours.py"),
+            *("--auth-port", str(port), "--acct-port", str(acct), "--secret", SECRET),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(work / "ours.stderr").open("w"),
+        text=True,
+        preexec_fn=die_with_parent,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        raise BenchError(f"ours did not start: {line!r}; see {work / 'ours.stderr'}")
+    return Contender(
+        "netaccess", "netaccess.io.radius.RadiusServer (trio), 1 process", port, process
+    )
+
+
+def radclient(args: list[str], stdin: str | None = None, timeout: float = RUN_TIMEOUT) -> Any:
+    return subprocess.run(
+        ["radclient", *args], input=stdin, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def wait_ready(contender: Contender) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if contender.process.poll() is not None:
+            raise BenchError(f"{contender.name} exited with {contender.process.returncode}")
+        done = radclient(
+            ["-r", "1", "-t", "1", f"127.0.0.1:{contender.port}", "status", SECRET],
+            stdin="Message-Authenticator = 0x00\n",
+            timeout=10,
+        )
+        if done.returncode == 0:
+            return
+    raise BenchError(f"{contender.name} did not answer Status-Server in {START_TIMEOUT:g} s")
+
+
+def verify(contender: Contender, requests: Path) -> dict[str, Any]:
+    """One request answered as the race expects: an Accept with the VLAN."""
+    first = requests.read_text().split("\n\n", 1)[0] + "\n"
+    done = radclient(
+        ["-x", "-r", "1", "-t", "3", f"127.0.0.1:{contender.port}", "auth", SECRET],
+        stdin=first,
+        timeout=20,
+    )
+    if "Received Access-Accept" not in done.stdout:
+        raise BenchError(f"{contender.name} did not accept a MAB request: {done.stdout[-500:]}")
+    reply = done.stdout.split("Received Access-Accept", 1)[1]
+    if f'Tunnel-Private-Group-Id:0 = "{VLAN}"' not in reply:
+        raise BenchError(f"{contender.name}'s Accept lacks VLAN {VLAN}: {reply[-500:]}")
+    lines = [line.strip() for line in reply.splitlines()[1:] if line.startswith("\t")]
+    return {
+        "accept_attributes": lines,
+        "message_authenticator_first": bool(lines) and lines[0].startswith("Message-Authenticator"),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def race(contender: Contender, requests: Path, count: int, parallel: int) -> dict[str, Any]:
+    cpu_before = cpu_seconds(contender.process.pid)
+    started = time.perf_counter()
+    done = radclient(
+        [
+            *("-q", "-s", "-c", str(count), "-p", str(parallel)),
+            *("-f", str(requests)),
+            f"127.0.0.1:{contender.port}",
+            "auth",
+            SECRET,
+        ]
+    )
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(contender.process.pid) - cpu_before
+    summary = {
+        key.lower().replace(" ", "_"): int(value) for key, value in SUMMARY.findall(done.stdout)
+    }
+    accepted = summary.get("accepted", 0)
+    if summary.get("rejected") or summary.get("lost"):
+        raise BenchError(f"{contender.name}: radclient saw {summary}: {done.stderr[-300:]}")
+    return {
+        "per_s": round(accepted / elapsed),
+        "seconds": round(elapsed, 3),
+        "accepted": accepted,
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_us_per_request": round(cpu / max(accepted, 1) * 1e6, 1),
+    }
+
+
+def stop(contender: Contender) -> str:
+    if contender.process.poll() is None:
+        contender.process.send_signal(signal.SIGTERM)
+    try:
+        out, _ = contender.process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        contender.process.kill()
+        out, _ = contender.process.communicate()
+    return out or ""
+
+
+def versions() -> dict[str, Any]:
+    done = subprocess.run(["freeradius", "-v"], capture_output=True, text=True, timeout=10)
+    first = (done.stdout or done.stderr).splitlines()[:1]
+    return {"python": sys.version.split()[0], "freeradius": first[0] if first else None}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=bounded(int, 1, 10), default=3)
+    parser.add_argument("--count", type=bounded(int, 1, 200), default=50, help="radclient -c")
+    parser.add_argument("--parallel", type=bounded(int, 1, 255), default=64, help="radclient -p")
+    args = parser.parse_args()
+    binary = shutil.which("freeradius") or shutil.which("radiusd")
+    if binary is None or shutil.which("radclient") is None:
+        raise BenchError("needs freeradius and radclient: apt-get install freeradius")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="na-radius-race-") as tmp:
+        work = Path(tmp)
+        requests = work / "requests.txt"
+        requests_file(requests, macs(1000))
+        contenders = [start_ours(work), start_freeradius(binary, work)]
+        try:
+            checks = {}
+            for contender in contenders:
+                wait_ready(contender)
+                checks[contender.name] = verify(contender, requests)
+            results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
+            for index in range(args.rounds):
+                order = contenders if index % 2 == 0 else contenders[::-1]
+                for contender in order:
+                    figures = race(contender, requests, args.count, args.parallel)
+                    results[contender.name].append(figures)
+                    note(f"round {index + 1}: {contender.name} {figures['per_s']:,} req/s")
+        finally:
+            for contender in contenders:
+                stop(contender)
+    medians = {
+        name: statistics.median(r["per_s"] for r in rounds) for name, rounds in results.items()
+    }
+    ratio = medians["netaccess"] / medians["freeradius"]
+    line = {
+        "benchmark": "radius",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "load": f"radclient -q -s -c {args.count} -p {args.parallel} -f <1000 distinct MAB "
+        "requests with Message-Authenticator>, alternating, on loopback",
+        "mab": {
+            name: {
+                "per_s": round(medians[name]),
+                "rounds_per_s": [r["per_s"] for r in rounds],
+                "server_cpu_us_per_request": statistics.median(
+                    r["server_cpu_us_per_request"] for r in rounds
+                ),
+                "what": next(c.what for c in contenders if c.name == name),
+                **checks[name],
+            }
+            for name, rounds in results.items()
+        },
+        "mab_ratio_netaccess_over_freeradius": round(ratio, 3),
+        "eap_ttls": {"measured": False, "why": "netaccess does not serve EAP yet"},
+        "goals": {"mab_ratio": goal(ratio, ">= 1.0x FreeRADIUS", ratio >= 1.0)},
+        "versions": {**versions(), **commit_info()},
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(line))
+
+
+if __name__ == "__main__":
+    run(main, NAME)
