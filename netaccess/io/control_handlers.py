@@ -136,9 +136,7 @@ class Appliance:
                 result = self.radius.clients_view() if self.radius else []
             case "radius.sessions":
                 result = (
-                    [session_view(s) for s in self.radius.sessions.sessions()]
-                    if (self.radius)
-                    else []
+                    [session_view(s) for s in self.radius.session_list()] if (self.radius) else []
                 )
             case "users.list":
                 result = [

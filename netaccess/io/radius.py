@@ -5,11 +5,12 @@ Each datagram goes: source -> NAS client (else dropped and counted) -> duplicate
 (framing, authenticators, the BlastRADIUS rules) -> the MAB decision or the session table ->
 a reply, with the Message-Authenticator first in every Access-* reply.
 
-Everything a MAB, Status-Server or accounting request needs is in memory, so the receive
-loop answers them inline, every datagram already queued per wake-up. The socket's receive
-queue is the bounded queue: its buffer holds about `radius.queue` datagrams, past that the
-kernel drops new ones (the server never stalls), and SO_RXQ_OVFL tells us how many, counted
-as dropped.overload.
+Everything a MAB, Status-Server or accounting request needs is in memory, so each port's
+thread, blocked in recvmsg, answers them inline: two system calls per request and no
+event-loop round trip; only inventory changes (a new MAC, an IP from accounting) go through
+the trio loop. The socket's receive queue is the bounded queue: its buffer holds about
+`radius.queue` datagrams, past that the kernel drops new ones (the server never stalls),
+and SO_RXQ_OVFL tells us how many, counted as dropped.overload.
 """
 
 from __future__ import annotations
@@ -19,19 +20,27 @@ import ipaddress
 import logging
 import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import trio
 
 from netaccess.config import ApplianceConfig
 from netaccess.config.model import RadiusClientConfig
 from netaccess.io.inventory import Inventory
+from netaccess.policy.endpoint import Endpoint
 from netaccess.policy.radius_mab import mab_mac, vlan_attributes
-from netaccess.policy.radius_sessions import AccountingError, SessionTable, accounting_record
+from netaccess.policy.radius_sessions import (
+    AccountingError,
+    Session,
+    SessionTable,
+    accounting_record,
+)
 from netaccess.policy.roles import QUARANTINE
 from netaccess.proto.detect import Observation
 from netaccess.proto.detect.observation import ObservationSource
@@ -62,9 +71,14 @@ _OVERFLOW_SPACE = socket.CMSG_SPACE(4)
 # What one queued datagram costs the receive buffer: its bytes plus the kernel's sk_buff
 # (about 1 KiB on 64-bit with the truesize rounding); RADIUS requests are mostly < 300 bytes.
 _QUEUED_DATAGRAM_COST = 1536
-BURST = 256  # datagrams handled per wake-up before other tasks get a turn
 MAX_DATAGRAM = 4096
 _ADDRESS_CACHE = 4096
+STOP_POLL = 0.5  # seconds a receive thread may take to notice the server stopping
+_T = TypeVar("_T")
+
+
+def _directly(work: Callable[[], _T]) -> _T:
+    return work()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +114,10 @@ class RadiusServer:
         self._nas: dict[str, _Nas | None] = {}
         self._replies: dict[str, bytes] = {}
         self.bound: dict[str, tuple[str, int]] = {}
+        # How inventory changes reach the trio loop: directly when the caller is on it (or
+        # there is none, as in unit tests); from the receive threads, through the loop.
+        self._on_loop: Callable[[Callable[[], Any]], Any] = _directly
+        self._sessions_lock = threading.Lock()
         self._load_clients()
 
     # --- configuration ----------------------------------------------------------------------
@@ -245,8 +263,7 @@ class RadiusServer:
             )
         endpoint = self.inventory.get(mac)
         if endpoint is None:
-            self.inventory.observe([Observation(ObservationSource.RADIUS, mac, now)])
-            endpoint = self.inventory.get(mac)
+            endpoint = self._on_loop(partial(self._learn, mac, now, None))
         role = endpoint.role if endpoint is not None else QUARANTINE
         stats["accepted.mab"] += 1
         return auth.encode_signed_reply(
@@ -256,6 +273,15 @@ class RadiusServer:
             self._role_reply(role),
             secret,
         )
+
+    def _learn(self, mac: str, now: float, ip: str | None) -> Endpoint | None:
+        """On the trio loop: the inventory learns `mac` (and `ip`) from RADIUS."""
+        self.inventory.observe([Observation(ObservationSource.RADIUS, mac, now, ip=ip)])
+        return self.inventory.get(mac)
+
+    def session_list(self) -> list[Session]:
+        with self._sessions_lock:
+            return self.sessions.sessions()
 
     def _account(self, nas: _Nas, accepted: Accepted, address: str, now: float) -> bytes:
         packet = accepted.packet
@@ -271,17 +297,12 @@ class RadiusServer:
             )
         else:
             stats[f"accounting.{record.status.name.lower()}"] += 1
-            session = self.sessions.apply(nas.config.name, address, record, now)
+            with self._sessions_lock:
+                session = self.sessions.apply(nas.config.name, address, record, now)
             if session is not None and session.mac is not None and session.framed_ip:
                 endpoint = self.inventory.get(session.mac)
                 if endpoint is None or session.framed_ip not in endpoint.ips:
-                    self.inventory.observe(
-                        [
-                            Observation(
-                                ObservationSource.RADIUS, session.mac, now, ip=session.framed_ip
-                            )
-                        ]
-                    )
+                    self._on_loop(partial(self._learn, session.mac, now, session.framed_ip))
         # RFC 2866 §4.2: answered once recorded (even when there was nothing to keep), or the
         # NAS retransmits for ever. No Message-Authenticator: RFC 2866 replies do not need one.
         return auth.encode_reply(
@@ -296,10 +317,18 @@ class RadiusServer:
     # --- the sockets -----------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Bind both ports and serve them, each from its own thread blocked in recvmsg: a
+        request costs two system calls, not an event-loop round trip. What must change the
+        inventory (a new MAC, an IP from accounting) runs on the trio loop, which the thread
+        waits for; everything else the threads read is in memory."""
         settings = self.settings
         buffer = settings.queue * _QUEUED_DATAGRAM_COST
         auth_sock = _udp_socket(settings.address, settings.auth_port, buffer)
-        acct_sock = _udp_socket(settings.address, settings.acct_port, buffer)
+        try:
+            acct_sock = _udp_socket(settings.address, settings.acct_port, buffer)
+        except OSError:
+            auth_sock.close()
+            raise
         self.bound = {"auth": auth_sock.getsockname()[:2], "acct": acct_sock.getsockname()[:2]}
         log.info(
             "RADIUS listening",
@@ -310,30 +339,46 @@ class RadiusServer:
                 "clients": len(settings.clients),
             },
         )
+        token = trio.lowlevel.current_trio_token()
+        stop = threading.Event()
+        self._on_loop = lambda work: trio.from_thread.run_sync(work, trio_token=token)
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._receive, auth_sock, self.handle_auth)
-                nursery.start_soon(self._receive, acct_sock, self.handle_accounting)
+                for sock, handle in (
+                    (auth_sock, self.handle_auth),
+                    (acct_sock, self.handle_accounting),
+                ):
+                    nursery.start_soon(
+                        partial(
+                            trio.to_thread.run_sync,
+                            self._receive,
+                            sock,
+                            handle,
+                            stop,
+                            abandon_on_cancel=True,
+                            limiter=trio.CapacityLimiter(1),
+                        )
+                    )
                 task_status.started()
         finally:
-            auth_sock.close()
-            acct_sock.close()
+            stop.set()  # each thread closes its socket within STOP_POLL seconds
+            self._on_loop = _directly
 
-    async def _receive(
+    def _receive(
         self,
         sock: socket.socket,
         handle: Callable[[bytes, tuple[Any, ...], float], bytes | None],
+        stop: threading.Event,
     ) -> None:
-        """Drain the socket in bursts: one wake-up serves every datagram already queued."""
         recvmsg, sendto, clock = sock.recvmsg, sock.sendto, time.time
         overflowed = 0  # the kernel's count of datagrams dropped on this socket
-        while True:
-            await trio.lowlevel.wait_readable(sock)
-            for _ in range(BURST):
+        sock.settimeout(STOP_POLL)
+        try:
+            while not stop.is_set():
                 try:
                     data, ancillary, _flags, source = recvmsg(MAX_DATAGRAM, _OVERFLOW_SPACE)
-                except BlockingIOError:
-                    break
+                except TimeoutError:
+                    continue
                 except OSError as exc:  # an ICMP error queued on the socket, say
                     if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                         continue
@@ -343,13 +388,17 @@ class RadiusServer:
                     if total != overflowed:
                         self.counters["dropped.overload"] += (total - overflowed) & 0xFFFFFFFF
                         overflowed = total
-                reply = handle(data, source, clock())
+                try:
+                    reply = handle(data, source, clock())
+                except trio.RunFinishedError:
+                    return  # the daemon is stopping
                 if reply is not None:
                     try:
                         sendto(reply, source)
-                    except (BlockingIOError, OSError):
+                    except OSError:
                         self.counters["send-failed"] += 1
-            await trio.lowlevel.checkpoint()
+        finally:
+            sock.close()
 
     # --- views -----------------------------------------------------------------------------
 

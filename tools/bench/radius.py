@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.bench.benchlib import (  # noqa: E402
+from tools.bench.benchlib import (
     BenchError,
     bounded,
     commit_info,
