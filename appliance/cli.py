@@ -195,6 +195,29 @@ def endpoints_set_role(ctx: click.Context, mac: str, role: str, reason: str, as_
         click.echo(f"{ep['mac']}: role {ep['role']}")
 
 
+@endpoints.command("coa")
+@click.argument("mac")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcomes as JSON.")
+@click.pass_context
+def endpoints_coa(ctx: click.Context, mac: str, as_json: bool) -> None:
+    """Tell the switches holding MAC's sessions its role again (CoA or Disconnect)."""
+    done = call(ctx, "endpoints.coa", mac=mac)
+    if as_json:
+        emit_json(done)
+        return
+    if not done["sessions"]:
+        click.echo(f"{done['mac']}: no RADIUS accounting session known")
+    for session in done["sessions"]:
+        steps = ", ".join(
+            f"{s['request']} {'ACK' if s['acked'] else s['why']} ({s['tries']} tries)"
+            for s in session.get("steps", [])
+        )
+        click.echo(
+            f"{done['mac']}: {session['nas']} {session['session_id']}: {session['outcome']}"
+            + (f" [{steps}]" if steps else f" ({session.get('why', '')})")
+        )
+
+
 @main.group()
 def users() -> None:
     """Portal users: local accounts per realm (passwords are hashed here, with scrypt)."""

@@ -21,6 +21,7 @@ OPS = frozenset(
         "endpoints.list",
         "endpoints.show",
         "endpoints.set-role",
+        "endpoints.coa",
         "roles.list",
         "enforcement.show",
         "users.add",

@@ -132,6 +132,13 @@ class Appliance:
                     raise ControlError(ErrorCode.NOT_FOUND, f"no secret {name!r} in the vault")
                 self._secrets_changed()
                 result = {"name": name, "deleted": True}
+            case "endpoints.coa":
+                mac = self._mac(args.get("mac"))
+                if self.radius is None:
+                    raise ControlError(ErrorCode.BAD_REQUEST, "no RADIUS clients are configured")
+                if self.inventory.get(mac) is None:
+                    raise ControlError(ErrorCode.NOT_FOUND, f"no endpoint with MAC {mac}")
+                result = {"mac": mac, "sessions": await self.radius.push_to(mac)}
             case "radius.clients":
                 result = self.radius.clients_view() if self.radius else []
             case "radius.sessions":

@@ -59,6 +59,7 @@ class Inventory:
         self._pending: dict[str, tuple[Endpoint, list[EndpointEvent]]] = {}
         self._wakeup = trio.Event()
         self._writer = trio.CapacityLimiter(1)
+        self._role_listeners: list[Callable[[str, str, str], None]] = []
 
     def __len__(self) -> int:
         return len(self._endpoints)
@@ -138,6 +139,11 @@ class Inventory:
     def set_membership_listener(self, listener: Callable[[MembershipChange], None]) -> None:
         self._on_membership = listener
 
+    def add_role_listener(self, listener: Callable[[str, str, str], None]) -> None:
+        """`listener(mac, old_role, new_role)` after each role change of a known endpoint
+        (RADIUS pushes it to the switch that holds the endpoint's session)."""
+        self._role_listeners.append(listener)
+
     def desired_memberships(self) -> list[Membership]:
         return [membership_of(ep) for ep in self._endpoints.values()]
 
@@ -171,6 +177,9 @@ class Inventory:
                 )
             )
         self._endpoints[ep.mac] = ep
+        if previous is not None and previous.role != ep.role:
+            for listener in self._role_listeners:
+                listener(ep.mac, previous.role, ep.role)
         for event in events:
             log.info(
                 "endpoint " + event.kind.value,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import secrets
 import socket
 import sys
 import threading
@@ -31,7 +32,7 @@ from typing import Any, TypeVar
 import trio
 
 from netaccess.config import ApplianceConfig
-from netaccess.config.model import RadiusClientConfig
+from netaccess.config.model import CoaMethod, RadiusClientConfig
 from netaccess.io.inventory import Inventory
 from netaccess.policy.endpoint import Endpoint
 from netaccess.policy.radius_mab import mab_mac, vlan_attributes
@@ -45,6 +46,7 @@ from netaccess.policy.roles import QUARANTINE
 from netaccess.proto.detect import Observation
 from netaccess.proto.detect.observation import ObservationSource
 from netaccess.proto.radius import auth
+from netaccess.proto.radius.coa import CoaExchange, Next, Outcome
 from netaccess.proto.radius.dedup import DuplicateCache, Key, Seen
 from netaccess.proto.radius.dictionary import Dictionary
 from netaccess.proto.radius.errors import RadiusError
@@ -118,6 +120,8 @@ class RadiusServer:
         # there is none, as in unit tests); from the receive threads, through the loop.
         self._on_loop: Callable[[Callable[[], Any]], Any] = _directly
         self._sessions_lock = threading.Lock()
+        self._nursery: trio.Nursery | None = None
+        self._coa_identifier = secrets.randbelow(256)
         self._load_clients()
 
     # --- configuration ----------------------------------------------------------------------
@@ -340,6 +344,7 @@ class RadiusServer:
             },
         )
         token = trio.lowlevel.current_trio_token()
+        self.inventory.add_role_listener(self.role_changed)
         stop = threading.Event()
         self._on_loop = lambda work: trio.from_thread.run_sync(work, trio_token=token)
         try:
@@ -359,10 +364,125 @@ class RadiusServer:
                             limiter=trio.CapacityLimiter(1),
                         )
                     )
+                self._nursery = nursery
                 task_status.started()
         finally:
+            self._nursery = None
             stop.set()  # each thread closes its socket within STOP_POLL seconds
             self._on_loop = _directly
+
+    # --- Change-of-Authorization (RFC 5176) --------------------------------------------------
+
+    def role_changed(self, mac: str, old: str, new: str) -> None:
+        """On the trio loop, after an endpoint's role changed (a verdict, an admin, a
+        demotion): each NAS session holding it is told, in the background."""
+        if self._nursery is None:
+            return
+        for session in self._sessions_of(mac):
+            self._nursery.start_soon(self.push, session, f"role {old} -> {new}")
+
+    def _sessions_of(self, mac: str) -> list[Session]:
+        with self._sessions_lock:
+            return self.sessions.of_mac(mac)
+
+    async def push_to(self, mac: str) -> list[dict[str, Any]]:
+        """`appliance endpoints coa MAC`: every session of `mac` told again, with outcomes."""
+        results: list[dict[str, Any]] = []
+
+        async def one(session: Session) -> None:
+            results.append(await self.push(session, "admin re-send"))
+
+        async with trio.open_nursery() as nursery:
+            for session in self._sessions_of(mac):
+                nursery.start_soon(one, session)
+        return results
+
+    async def push(self, session: Session, why: str) -> dict[str, Any]:
+        """One session's NAS told per its `coa` setting; a NAK 401/405 to a CoA falls back
+        to Disconnect, a NAK 503 forgets the session. Logged with every outcome."""
+        client = next((c for c in self.settings.clients if c.name == session.nas), None)
+        nas = self._nas.get(session.nas)
+        view: dict[str, Any] = {"nas": session.nas, "session_id": session.session_id}
+        if client is None or nas is None or client.coa is CoaMethod.NONE:
+            view.update(outcome="not-sent", why="no CoA for this NAS (coa = none, or no secret)")
+            return view
+        code = Code.DISCONNECT_REQUEST if client.coa is CoaMethod.DISCONNECT else Code.COA_REQUEST
+        steps = []
+        outcome = await self._exchange(code, session, client, nas.policy.secret)
+        steps.append((code, outcome))
+        if outcome.next is Next.TRY_DISCONNECT:
+            code = Code.DISCONNECT_REQUEST
+            outcome = await self._exchange(code, session, client, nas.policy.secret)
+            steps.append((code, outcome))
+        if outcome.next is Next.FORGET_SESSION:
+            with self._sessions_lock:
+                self.sessions.forget(session.nas, session.session_id)
+        self.counters[f"coa.{outcome.next.value}"] += 1
+        view.update(
+            outcome=outcome.next.value,
+            steps=[
+                {
+                    "request": c.name.lower().replace("_", "-"),
+                    "acked": o.acked,
+                    "error_cause": o.error_cause,
+                    "tries": o.tries,
+                    "why": o.why,
+                }
+                for c, o in steps
+            ],
+        )
+        level = logging.INFO if outcome.acked else logging.WARNING
+        log.log(
+            level,
+            "RADIUS CoA " + outcome.next.value,
+            extra={"mac": session.mac, "why": why, **view},
+        )
+        return view
+
+    async def _exchange(
+        self, code: Code, session: Session, client: RadiusClientConfig, secret: bytes
+    ) -> Outcome:
+        attributes = self.dictionary.encode("Acct-Session-Id", session.session_id)
+        if session.mac is not None:
+            attributes += self.dictionary.encode(
+                "Calling-Station-Id", session.mac.replace(":", "-").upper()
+            )
+        if code == Code.COA_REQUEST:
+            command = (
+                "bounce-host-port" if client.coa is CoaMethod.BOUNCE_PORT else "reauthenticate"
+            )
+            attributes += self.dictionary.encode("Cisco-AVPair", f"subscriber:command={command}")
+        self._coa_identifier = (self._coa_identifier + 1) & 0xFF
+        exchange = CoaExchange(
+            code,
+            self._coa_identifier,
+            attributes,
+            secret,
+            tries=self.settings.coa_tries,
+            interval=self.settings.coa_timeout,
+        )
+        family = socket.AF_INET6 if ":" in session.nas_address else socket.AF_INET
+        with trio.socket.socket(family, socket.SOCK_DGRAM) as sock:
+            await sock.connect((session.nas_address, client.coa_port))
+            await sock.send(exchange.start(trio.current_time()))
+            while True:
+                due = exchange.timer_due()
+                if due is None:
+                    break
+                with trio.move_on_at(due):
+                    try:
+                        data = await sock.recv(MAX_DATAGRAM)
+                    except OSError:  # ICMP port unreachable: as no answer, try again
+                        await trio.sleep_until(due)
+                        continue
+                    if exchange.receive(data, trio.current_time()) is not None:
+                        break
+                    continue
+                again = exchange.on_timer(trio.current_time())
+                if again is not None:
+                    await sock.send(again)
+        assert exchange.outcome is not None
+        return exchange.outcome
 
     def _receive(
         self,
