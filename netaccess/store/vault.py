@@ -64,6 +64,10 @@ class Vault:
     def open(cls, directory: Path, credentials_directory: str | None = None) -> Vault:
         """The vault in `directory` (created empty if absent), with its key from
         `credentials_directory` (systemd's $CREDENTIALS_DIRECTORY) or the key file."""
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise VaultError(f"cannot create {directory}: {exc.strerror}") from None
         key = _key(directory, credentials_directory)
         path = directory / VAULT_NAME
         try:
@@ -159,7 +163,6 @@ def _key(directory: Path, credentials_directory: str | None) -> bytes:
     path = directory / KEY_NAME
     if not path.exists():
         try:
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             _write_private(path, secrets.token_bytes(_KEY), exclusive=True)
         except FileExistsError:
             pass  # another process made it first: use theirs

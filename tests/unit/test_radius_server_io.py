@@ -1,0 +1,175 @@
+"""netaccess.io.radius.RadiusServer's decisions, through its synchronous per-datagram entry
+points (no sockets): MAB VLANs by role, clients and secrets, duplicates, accounting, and
+garbage from a known client never raising."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netaccess.config import DEFAULT_CONFIG_TEXT, load_config_text
+from netaccess.config.radius_dictionary import standard_dictionary
+from netaccess.io.inventory import Inventory
+from netaccess.io.radius import RadiusServer
+from netaccess.proto.radius import auth
+from netaccess.proto.radius.dictionary import named
+from netaccess.proto.radius.packet import MESSAGE_AUTHENTICATOR, Code, decode_packet
+from netaccess.store import Store
+
+SECRET = b"unit-secret"
+NAS = ("192.0.2.10", 40000)
+D = standard_dictionary()
+CONFIG = load_config_text(
+    DEFAULT_CONFIG_TEXT
+    + '[[radius.clients]]\nname = "sw"\naddress = "192.0.2.10"\nsecret = "sw"\n',
+    "t.toml",
+)
+
+
+@pytest.fixture
+def store() -> Iterator[Store]:
+    with Store.open_memory() as opened:
+        yield opened
+
+
+def server_with(store: Store, secrets: dict[str, bytes]) -> RadiusServer:
+    return RadiusServer(CONFIG, Inventory(store, []), D, secrets.get)
+
+
+def mab(mac: str, identifier: int = 7, *, ma: bool = True, secret: bytes = SECRET) -> bytes:
+    authenticator = os.urandom(16)
+    attributes = [
+        *D.encode("User-Name", mac),
+        *D.encode("User-Password", mac, secret=secret, authenticator=authenticator),
+        *D.encode("Service-Type", "Call-Check"),
+    ]
+    return auth.encode_request(
+        Code.ACCESS_REQUEST,
+        identifier,
+        attributes,
+        secret,
+        authenticator=authenticator,
+        message_authenticator=ma,
+    )
+
+
+def reply_of(request: bytes, reply: bytes | None) -> dict[str, list[object]]:
+    assert reply is not None
+    packet = decode_packet(reply)
+    auth.verify_reply(reply, packet, request[4:20], SECRET)
+    assert packet.attributes[0][0] == MESSAGE_AUTHENTICATOR
+    return {"code": [packet.code], **named(D.decode(packet))}
+
+
+def test_a_new_mac_is_quarantined_and_a_role_change_moves_its_vlan(store: Store) -> None:
+    server = server_with(store, {"sw": SECRET})
+    request = mab("AA-BB-CC-00-00-01")
+    first = reply_of(request, server.handle_auth(request, NAS, 100.0))
+    assert first["code"] == [Code.ACCESS_ACCEPT]
+    assert first["Tunnel-Private-Group-Id"] == ["999"]
+    endpoint = server.inventory.get("aa:bb:cc:00:00:01")
+    assert endpoint is not None and endpoint.role == "quarantine"
+    server.inventory.set_role("aa:bb:cc:00:00:01", "full", at=101.0, reason="t", by="test")
+    again = mab("aabb.cc00.0001")  # another spelling of the same MAC
+    full = reply_of(again, server.handle_auth(again, ("::ffff:192.0.2.10", 40001), 102.0))
+    assert full["Tunnel-Private-Group-Id"] == ["100"]
+    assert full["Session-Timeout"] == [3600]
+    assert full["Termination-Action"] == [1]
+
+
+def test_unknown_sources_and_missing_secrets_are_dropped_and_counted(store: Store) -> None:
+    secrets: dict[str, bytes] = {}
+    server = server_with(store, secrets)
+    request = mab("aabbcc000002")
+    assert server.handle_auth(request, ("192.0.2.11", 1), 1.0) is None
+    assert server.counters["dropped.unknown-client"] == 1
+    assert server.handle_auth(request, NAS, 1.0) is None
+    assert server.counters["dropped.no-secret"] == 1
+    secrets["sw"] = SECRET
+    server.secrets_changed()
+    assert reply_of(request, server.handle_auth(request, NAS, 2.0))["code"] == [2]
+    assert len(server.inventory) == 1
+
+
+def test_a_retransmission_gets_the_same_reply_without_new_work(store: Store) -> None:
+    server = server_with(store, {"sw": SECRET})
+    request = mab("aabbcc000003")
+    first = server.handle_auth(request, NAS, 10.0)
+    assert server.handle_auth(request, NAS, 11.0) == first
+    assert server.counters["duplicates"] == 1
+    assert server.per_client["sw"]["accepted.mab"] == 1
+    later = server.handle_auth(request, NAS, 10.0 + CONFIG.radius.duplicate_window + 1)
+    assert later is not None and server.per_client["sw"]["accepted.mab"] == 2
+
+
+def test_blastradius_rules_and_wrong_secrets(store: Store) -> None:
+    server = server_with(store, {"sw": SECRET})
+    assert server.handle_auth(mab("aabbcc000004", ma=False), NAS, 1.0) is None
+    assert server.counters["dropped.missing-message-authenticator"] == 1
+    assert server.handle_auth(mab("aabbcc000004", 8, secret=b"other"), NAS, 1.0) is None
+    assert server.counters["dropped.bad-message-authenticator"] == 1
+    assert len(server.inventory) == 0
+
+
+def test_non_mab_requests_are_rejected_and_status_server_answered(store: Store) -> None:
+    server = server_with(store, {"sw": SECRET})
+    authenticator = os.urandom(16)
+    pap = auth.encode_request(
+        Code.ACCESS_REQUEST,
+        9,
+        [
+            *D.encode("User-Name", "alice"),
+            *D.encode("User-Password", "pw", secret=SECRET, authenticator=authenticator),
+        ],
+        SECRET,
+        authenticator=authenticator,
+    )
+    assert reply_of(pap, server.handle_auth(pap, NAS, 1.0))["code"] == [Code.ACCESS_REJECT]
+    status = auth.encode_request(Code.STATUS_SERVER, 10, [], SECRET)
+    assert reply_of(status, server.handle_auth(status, NAS, 1.0))["code"] == [2]
+
+
+def accounting(status: str, session: str, mac: str, ip: str, secret: bytes = SECRET) -> bytes:
+    attributes = [
+        *D.encode("Acct-Status-Type", status),
+        *D.encode("Acct-Session-Id", session),
+        *D.encode("Calling-Station-Id", mac),
+        *D.encode("NAS-Port-Id", "Gi1/0/3"),
+        *D.encode("Framed-IP-Address", ipaddress.IPv4Address(ip)),
+    ]
+    return auth.encode_request(
+        Code.ACCOUNTING_REQUEST, 11, attributes, secret, message_authenticator=False
+    )
+
+
+def test_accounting_keeps_sessions_and_teaches_the_ip(store: Store) -> None:
+    server = server_with(store, {"sw": SECRET})
+    start = accounting("Start", "s-1", "AA:BB:CC:00:00:05", "198.18.0.55")
+    reply = server.handle_accounting(start, NAS, 5.0)
+    assert reply is not None and decode_packet(reply).code == Code.ACCOUNTING_RESPONSE
+    (session,) = server.session_list()
+    assert (session.nas, session.nas_address, session.mac) == ("sw", NAS[0], "aa:bb:cc:00:00:05")
+    endpoint = server.inventory.get("aa:bb:cc:00:00:05")
+    assert endpoint is not None and endpoint.ips == ("198.18.0.55",)
+    forged = accounting("Stop", "s-1", "AA:BB:CC:00:00:05", "198.18.0.55", secret=b"x")
+    assert server.handle_accounting(forged, NAS, 6.0) is None
+    assert server.counters["dropped.bad-authenticator"] == 1
+    stop = accounting("Stop", "s-1", "AA:BB:CC:00:00:05", "198.18.0.55")
+    assert server.handle_accounting(stop, NAS, 7.0) is not None
+    assert server.session_list() == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=300), port=st.integers(1, 65535))
+def test_garbage_from_a_client_is_dropped_never_raised(data: bytes, port: int) -> None:
+    with Store.open_memory() as opened:
+        server = server_with(opened, {"sw": SECRET})
+        for handle in (server.handle_auth, server.handle_accounting):
+            out = handle(data, (NAS[0], port), 1.0)
+            assert out is None or isinstance(out, bytes)
+        assert server.counters["answered"] <= 1  # only a valid Status-Server could be
