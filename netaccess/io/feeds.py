@@ -46,6 +46,7 @@ from netaccess.policy.feed import (
     verify_signature,
 )
 from netaccess.store import Store, StoreError
+from netaccess.store.files import sync_directory, write_synced
 
 log = logging.getLogger("netaccess.feeds")
 
@@ -223,7 +224,7 @@ class FeedKeeper:
         _write_synced(_pending(signature_path), signature)
         os.replace(_pending(feed_path), feed_path)
         os.replace(_pending(signature_path), signature_path)
-        _sync_directory(self.directory)
+        sync_directory(self.directory)
 
     def _read_etag(self) -> str | None:
         try:
@@ -570,24 +571,9 @@ def _read_bounded(path: Path, limit: int) -> bytes:
 
 def _write_synced(path: Path, data: bytes, *, replace: bool = False) -> None:
     target = _pending(path) if replace else path
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(target, data, mode=0o640)
     if replace:
         os.replace(target, path)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pending(path: Path) -> Path:

@@ -23,6 +23,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from netaccess.store.files import sync_directory, write_synced
+
 VAULT_NAME = "vault.json"
 KEY_NAME = "vault.key"
 CREDENTIAL_NAME = "netaccess-vault-key"  # the systemd credential, when the unit gives one
@@ -182,31 +184,16 @@ def _read_key(path: Path) -> bytes:
 
 
 def _write_private(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """`data` into `path` with mode 0600: written whole to a temporary file, synced, renamed."""
+    """`data` into `path` with mode 0600: written whole to a temporary file, synced, renamed
+    (exclusive: created in place, only if absent)."""
     if exclusive:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(path, data, exclusive=True)
         return
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_synced(temporary, data, exclusive=True)
         os.replace(temporary, path)
+        sync_directory(path.parent)
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise VaultError(f"cannot write {path}: {exc.strerror}") from None
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
