@@ -104,8 +104,14 @@ class RadiusServer:
         self.inventory = inventory
         self.dictionary = dictionary
         self._secret_of = secret_of
-        self._dedup = DuplicateCache(
-            lifetime=self.settings.duplicate_window, capacity=max(4096, self.settings.queue * 4)
+        # One cache per port: each port's thread owns its own, so none is shared between
+        # threads (the codes differ anyway, so no key could be in both).
+        self._dedup_auth, self._dedup_acct = (
+            DuplicateCache(
+                lifetime=self.settings.duplicate_window,
+                capacity=max(4096, self.settings.queue * 4),
+            )
+            for _ in range(2)
         )
         self.sessions = SessionTable(self.settings.max_sessions)
         self.counters: Counter[str] = Counter()
@@ -182,10 +188,10 @@ class RadiusServer:
     # --- one datagram ----------------------------------------------------------------------
 
     def handle_auth(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
-        return self._handle(data, source, now, AUTH_CODES, self._authorize)
+        return self._handle(data, source, now, AUTH_CODES, self._authorize, self._dedup_auth)
 
     def handle_accounting(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
-        return self._handle(data, source, now, ACCOUNTING_CODES, self._account)
+        return self._handle(data, source, now, ACCOUNTING_CODES, self._account, self._dedup_acct)
 
     def _handle(
         self,
@@ -194,6 +200,7 @@ class RadiusServer:
         now: float,
         codes: frozenset[Code],
         process: Callable[[_Nas, Accepted, str, float], bytes | None],
+        dedup: DuplicateCache,
     ) -> bytes | None:
         counters = self.counters
         counters["received"] += 1
@@ -210,25 +217,25 @@ class RadiusServer:
             self._drop(nas, Drop.MALFORMED)
             return None
         key: Key = (source[0], source[1], data[0], data[1], data[4:20])
-        seen = self._dedup.arrive(key, now)
+        seen = dedup.arrive(key, now)
         if seen.seen is not Seen.NEW:
             counters["duplicates"] += 1
             return seen.reply
         result = accept_request(data, nas.policy, codes)
         if isinstance(result, Drop):
-            self._dedup.forget(key)
+            dedup.forget(key)
             self._drop(nas, result)
             return None
         try:
             reply = process(nas, result, _unmapped(source[0]), now)
         except RadiusError as exc:
-            self._dedup.forget(key)
+            dedup.forget(key)
             self._drop(nas, Drop.MALFORMED, str(exc))
             return None
         if reply is None:
-            self._dedup.forget(key)
+            dedup.forget(key)
             return None
-        self._dedup.answer(key, reply, now)
+        dedup.answer(key, reply, now)
         counters["answered"] += 1
         return reply
 
