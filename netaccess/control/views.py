@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from netaccess.policy.endpoint import Endpoint, EndpointEvent
+from netaccess.policy.radius_sessions import Session
 from netaccess.policy.roles import Role
 
 
@@ -47,4 +48,19 @@ def role_view(role: Role) -> dict[str, Any]:
         ],
         "recheck_interval": role.recheck_interval,
         "session_lifetime": role.session_lifetime,
+    }
+
+
+def session_view(session: Session) -> dict[str, Any]:
+    return {
+        "nas": session.nas,
+        "nas_address": session.nas_address,
+        "session_id": session.session_id,
+        "mac": session.mac,
+        "user_name": session.user_name,
+        "nas_port": session.nas_port,
+        "nas_port_id": session.nas_port_id,
+        "framed_ip": session.framed_ip,
+        "started": iso_time(session.started),
+        "updated": iso_time(session.updated),
     }

@@ -16,7 +16,7 @@ from netaccess.config import ApplianceConfig
 from netaccess.config.errors import ConfigError
 from netaccess.config.policies import check_policies_text
 from netaccess.control import ControlError, ErrorCode, Request, Response
-from netaccess.control.views import endpoint_view, event_view, iso_time, role_view
+from netaccess.control.views import endpoint_view, event_view, iso_time, role_view, session_view
 from netaccess.enforce.intents import Status
 from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.agents import AgentPublishError, AgentStore
@@ -39,7 +39,6 @@ from netaccess.policy.hostchecker import (
 )
 from netaccess.policy.imv_hostchecker import summarize
 from netaccess.policy.posture import PostureReport
-from netaccess.policy.radius_sessions import Session
 from netaccess.policy.roles import QUARANTINE, Realm
 from netaccess.policy.standing import Standing
 from netaccess.proto.mac import InvalidMac, parse_mac
@@ -142,9 +141,8 @@ class Appliance:
             case "radius.clients":
                 result = self.radius.clients_view() if self.radius else []
             case "radius.sessions":
-                result = (
-                    [session_view(s) for s in self.radius.session_list()] if (self.radius) else []
-                )
+                sessions = self.radius.session_list() if self.radius else []
+                result = [session_view(s) for s in sessions]
             case "users.list":
                 result = [
                     {
@@ -595,18 +593,3 @@ def check_secret_name(raw: object) -> str:
         return check_name(raw)
     except VaultError as exc:
         raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
-
-
-def session_view(session: Session) -> dict[str, Any]:
-    return {
-        "nas": session.nas,
-        "nas_address": session.nas_address,
-        "session_id": session.session_id,
-        "mac": session.mac,
-        "user_name": session.user_name,
-        "nas_port": session.nas_port,
-        "nas_port_id": session.nas_port_id,
-        "framed_ip": session.framed_ip,
-        "started": iso_time(session.started),
-        "updated": iso_time(session.updated),
-    }
