@@ -1,0 +1,180 @@
+"""TLS for the EAP methods, over ssl.MemoryBIO: OpenSSL (through the standard library's ssl)
+does the whole handshake; the EAP conversation (proto.radius.eap_server) only moves the
+records. What the standard library lacks is the keying-material exporter the MPPE keys come
+from (RFC 5705; SSLObject has no export_keying_material), so KeyExporter calls OpenSSL's own
+SSL_export_keying_material through ctypes, on the SSL the SSLObject wraps: no key is derived
+here, and no secret leaves OpenSSL but the exported key.
+
+Reaching that SSL pointer means reading CPython's _ssl object (PySSLSocket: the object
+header, the socket weakref, then the SSL*, then the context). KeyExporter checks that layout
+before it trusts it: for a memory-BIO object the socket slot must be NULL and the context
+slot must be the SSLContext object itself, and OpenSSL must agree that the SSL belongs to
+that context's SSL_CTX. If any check fails, EAP is refused at startup with the reason, never
+guessed at.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ssl
+from pathlib import Path
+from typing import cast
+
+from netaccess.proto.radius.eap import EapType
+from netaccess.proto.radius.eap_server import TlsFailed
+
+_POINTER = ctypes.sizeof(ctypes.c_void_p)
+_HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a 64-bit default build
+_READ_CHUNK = 16384
+
+
+class EapTlsUnavailable(Exception):
+    """EAP's TLS cannot run here; the message says why (and what to fix)."""
+
+
+def _slot(obj: object, offset: int) -> int | None:
+    return ctypes.c_void_p.from_address(id(obj) + offset).value
+
+
+class KeyExporter:
+    """OpenSSL's SSL_export_keying_material for SSLObjects, after checking the layout."""
+
+    def __init__(self) -> None:
+        import _ssl
+
+        path = getattr(_ssl, "__file__", None)  # None: _ssl is built into the interpreter
+        try:
+            library = ctypes.CDLL(path)
+            export = library.SSL_export_keying_material
+            owner = library.SSL_get_SSL_CTX
+            version = library.OpenSSL_version_num
+        except (OSError, AttributeError) as exc:
+            raise EapTlsUnavailable(f"OpenSSL's exporter cannot be found: {exc}") from None
+        version.restype = ctypes.c_ulong
+        version.argtypes = []
+        if version() != ssl.OPENSSL_VERSION_NUMBER:
+            raise EapTlsUnavailable(
+                f"the OpenSSL found ({version():#x}) is not the one ssl uses "
+                f"({ssl.OPENSSL_VERSION_NUMBER:#x})"
+            )
+        export.restype = ctypes.c_int
+        export.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_int,
+        ]
+        owner.restype = ctypes.c_void_p
+        owner.argtypes = [ctypes.c_void_p]
+        self._export = export
+        self._owner = owner
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ssl_pointer(probe.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True))
+
+    def _ssl_pointer(self, tls: ssl.SSLObject) -> int:
+        inner = getattr(tls, "_sslobj", None)
+        context = tls.context
+        if inner is None or type(inner).__basicsize__ < _HEAD + 3 * _POINTER:
+            raise EapTlsUnavailable("this Python's ssl objects are not laid out as expected")
+        if _slot(inner, _HEAD) is not None or _slot(inner, _HEAD + 2 * _POINTER) != id(context):
+            raise EapTlsUnavailable("this Python's ssl objects are not laid out as expected")
+        pointer = _slot(inner, _HEAD + _POINTER)
+        ctx_pointer = _slot(context, _HEAD)
+        if pointer is None or ctx_pointer is None or self._owner(pointer) != ctx_pointer:
+            raise EapTlsUnavailable("OpenSSL does not own the SSL object where expected")
+        return pointer
+
+    def export(self, tls: ssl.SSLObject, label: bytes, length: int) -> bytes:
+        pointer = self._ssl_pointer(tls)
+        out = ctypes.create_string_buffer(length)
+        if self._export(pointer, out, length, label, len(label), None, 0, 0) != 1:
+            raise TlsFailed("OpenSSL could not export the keying material")
+        return out.raw
+
+
+class SslEngine:
+    """One server-side TLS session over memory BIOs (proto.radius.eap_server.TlsEngine)."""
+
+    def __init__(self, context: ssl.SSLContext, exporter: KeyExporter) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._exporter = exporter
+        self._complete = False
+
+    def receive(self, records: bytes) -> None:
+        self._incoming.write(records)
+
+    def advance(self) -> bool:
+        if not self._complete:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                return False
+            except ssl.SSLError as exc:
+                raise TlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
+            self._complete = True
+        return True
+
+    def outgoing(self) -> bytes:
+        return self._outgoing.read()
+
+    def read_application(self) -> bytes:
+        chunks = []
+        while True:
+            try:
+                data = self._tls.read(_READ_CHUNK)
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break
+            except ssl.SSLError as exc:
+                raise TlsFailed(f"TLS record failed: {exc.reason or exc}") from None
+            if not data:
+                break
+            chunks.append(data)
+        return b"".join(chunks)
+
+    def export_key(self, label: bytes, length: int) -> bytes:
+        return self._exporter.export(self._tls, label, length)
+
+    def peer_name(self) -> str | None:
+        certificate = self._tls.getpeercert()
+        if not certificate:
+            return None
+        # typeshed types these values loosely; they are tuples of (name, value) pairs
+        names = cast("tuple[tuple[str, str], ...]", certificate.get("subjectAltName", ()))
+        for kind, value in names:
+            if kind in ("email", "DNS"):
+                return value
+        subject = cast("tuple[tuple[tuple[str, str], ...], ...]", certificate.get("subject", ()))
+        for rdn in subject:
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return None
+
+
+def eap_contexts(
+    certificate: Path, key: Path, client_ca: Path | None
+) -> dict[EapType, ssl.SSLContext]:
+    """A server context per method, TLS 1.2 only (the key derivation the methods define for
+    it; see eap_server): EAP-TTLS asks no client certificate, EAP-TLS (only when a client CA
+    is configured) requires one signed by `client_ca`."""
+    contexts: dict[EapType, ssl.SSLContext] = {}
+    methods = [EapType.TTLS] + ([EapType.TLS] if client_ca is not None else [])
+    for method in methods:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(certificate, key)
+            if method is EapType.TLS and client_ca is not None:
+                context.verify_mode = ssl.CERT_REQUIRED
+                context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
+        contexts[method] = context
+    return contexts
