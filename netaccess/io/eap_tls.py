@@ -169,6 +169,9 @@ def eap_contexts(
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.maximum_version = ssl.TLSVersion.TLSv1_2
+        # No session tickets: they only lengthen every final flight (one more fragment
+        # round trip), and a resumed EAP-TTLS session still needs its inner PAP here.
+        context.options |= ssl.OP_NO_TICKET
         try:
             context.load_cert_chain(certificate, key)
             if method is EapType.TLS and client_ca is not None:

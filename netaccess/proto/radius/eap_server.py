@@ -122,6 +122,7 @@ class _Phase(enum.Enum):
     HANDSHAKE = "handshake"  # TLS records both ways
     INNER = "inner"  # TTLS: our Finished is out, the peer's AVPs are due
     FINAL_ACK = "final-ack"  # EAP-TLS: our Finished is out, the peer's empty ack is due
+    ALERT = "alert"  # our TLS alert is out; whatever the peer answers, EAP-Failure follows
     CHECKING = "checking"  # a password check is with the caller
     DONE = "done"
 
@@ -152,6 +153,7 @@ class EapConversation:
         self._reassembly = Reassembly()
         self._out: list[bytes] = []  # frames of our flight not yet sent
         self._user: str | None = None
+        self._alert_why = ""
 
     @property
     def finished(self) -> bool:
@@ -184,6 +186,8 @@ class EapConversation:
                 return self._fail("EAP identity longer than 253 bytes")
             self.identity = packet.data.decode("utf-8", "replace")
             return self._start(self.methods[0])
+        if self._phase is _Phase.ALERT:
+            return self._fail(self._alert_why)
         if packet.type == EapType.NAK:
             wanted = [m for m in self.methods if m in packet.data and m not in self._tried]
             if not wanted:
@@ -197,7 +201,7 @@ class EapConversation:
         except MalformedEap as exc:
             return self._fail(str(exc))
         except TlsFailed as exc:
-            return self._fail(str(exc))
+            return self._alert(str(exc))
 
     def password_checked(self, ok: bool) -> Step:
         """The answer to CheckPassword."""
@@ -245,6 +249,9 @@ class EapConversation:
             self._phase = _Phase.FINAL_ACK
             return self._send(out)
         inner = engine.read_application()
+        if inner and out:
+            # Inner data before the peer saw our Finished (TLS False Start): not served.
+            return self._fail("the peer sent its inner authentication before our Finished")
         if inner:
             return self._inner(inner)
         if out:
@@ -289,6 +296,17 @@ class EapConversation:
         msk = self._engine.export_key(KEY_LABELS[self.method], MSK_BYTES)
         self._phase = _Phase.DONE
         return Success(encode_eap(EapCode.SUCCESS, self._identifier or 0), user, self.method, msk)
+
+    def _alert(self, why: str) -> Step:
+        """The handshake failed: the TLS alert OpenSSL wrote goes to the peer first, so it
+        can tell its user why (RFC 5216 §2.1.3); EAP-Failure answers its acknowledgement."""
+        assert self._engine is not None and self.method is not None
+        alert = self._engine.outgoing()
+        if not alert or len(alert) > self.fragment_size:
+            return self._fail(why)
+        self._phase = _Phase.ALERT
+        self._alert_why = why
+        return self._request(self.method, encode_tls_frame(alert))
 
     def _fail(self, why: str) -> Failure:
         self._phase = _Phase.DONE
