@@ -34,6 +34,7 @@ class Endpoint:
     host: str
     port: int = PT_TLS_PORT
     ca: Path | None = None  # the portal's CA (or self-signed certificate); None: system CAs
+    ca_pem: str | None = None  # the same, as PEM text (a build carries it); used if ca is None
     credentials: Credentials | None = None  # SASL PLAIN, when the appliance asks
     certificate: Path | None = None  # a client certificate (PEM, key included), if any
     timeout: float = 30.0
@@ -48,7 +49,8 @@ class Answer:
 
 def tls_context(endpoint: Endpoint) -> ssl.SSLContext:
     context = ssl.create_default_context(
-        cafile=str(endpoint.ca) if endpoint.ca is not None else None
+        cafile=str(endpoint.ca) if endpoint.ca is not None else None,
+        cadata=endpoint.ca_pem if endpoint.ca is None else None,
     )
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if endpoint.certificate is not None:

@@ -25,9 +25,14 @@ class AgentStore:
     def __init__(self, directory: Path, store: Store) -> None:
         self.directory = directory
         self._store = store
+        self._builds: list[AgentBuild] | None = None  # newest first; read once per publish
 
     def builds(self) -> list[AgentBuild]:
-        return self._store.agent_builds()
+        """Every published build, newest first (each posture session asks: kept in memory,
+        since builds change only through publish)."""
+        if self._builds is None:
+            self._builds = self._store.agent_builds()
+        return list(self._builds)
 
     def find(self, platform: str, version: str, filename: str) -> AgentBuild | None:
         for build in self.builds():
@@ -47,6 +52,7 @@ class AgentStore:
             raise AgentPublishError(f"{platform} {version} is already published")
         sha256, size = await trio.to_thread.run_sync(self._copy_in, source)
         build = AgentBuild(platform, version, source.name, size, sha256, time.time())
+        self._builds = None
         if not self._store.add_agent_build(build):
             raise AgentPublishError(f"{platform} {version} is already published")
         return build

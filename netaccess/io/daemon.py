@@ -45,6 +45,7 @@ from netaccess.io.radius import RadiusServer
 from netaccess.io.remote_imv import RemoteImv, remote_imv_context
 from netaccess.io.startup import EXIT_BAD_CONFIG, configure, tune_gc
 from netaccess.io.tls import TlsSetupError, posture_context, self_signed, server_context
+from netaccess.policy.imv_agent import AgentImv
 from netaccess.policy.imv_hostchecker import HostCheckerImv
 from netaccess.policy.imv_os import OsImv
 from netaccess.proto.http import HttpLimits
@@ -153,6 +154,7 @@ async def _supervise(config: ApplianceConfig, appliance: Appliance) -> None:
                         lambda: appliance.feeds.current,
                         lambda: datetime.now(UTC),
                     ),
+                    AgentImv(appliance.agents.builds),
                     *remote_imvs,
                 ],
                 appliance.inventory.mac_at,

@@ -4,6 +4,7 @@ and versions are acceptable (they become paths and URLs)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 PLATFORMS = ("windows", "macos", "linux", "android", "ios")
@@ -38,4 +39,28 @@ def check_build_names(platform: str, version: str, filename: str) -> str | None:
             f"file name {filename!r}: 1 to 128 of letters, digits and . _ + -"
             " (a letter or digit first)"
         )
+    return None
+
+
+def version_order(version: str) -> tuple[int, ...] | None:
+    """A build version's order as numbers ("1.10.2" after "1.9"), or None when it is not
+    dotted numbers (such a version is offered only by being the newest published)."""
+    parts = version.split(".")
+    if not all(part.isdigit() for part in parts):
+        return None
+    return tuple(int(part) for part in parts)
+
+
+def update_for(builds: Sequence[AgentBuild], platform: str, running: str) -> AgentBuild | None:
+    """The build an agent of `platform` running `running` should update to: the platform's
+    newest published build (`builds` newest first), when it is newer than the running one.
+    Versions that are not dotted numbers are compared by being different (the agent itself
+    refuses a downgrade)."""
+    for build in builds:
+        if build.platform != platform:
+            continue
+        offered, current = version_order(build.version), version_order(running)
+        if offered is not None and current is not None:
+            return build if offered > current else None
+        return build if build.version != running else None
     return None

@@ -23,7 +23,7 @@ from netaccess.policy.posture import (
     ReportedAttribute,
     Verdict,
 )
-from netaccess.proto.tnc.errors import PaTncError
+from netaccess.proto.tnc.errors import IETF_PEN, PaTncError
 from netaccess.proto.tnc.pa import (
     InstalledPackages,
     PaAttribute,
@@ -83,10 +83,14 @@ class PaReply:
 
 @dataclass(frozen=True, slots=True)
 class ImvEvaluation:
+    """`to_agent`: attributes for our agent (the fixes with their actions, a newer build),
+    sent in the RESULT batch to the NEA client component (RFC 5792 §4.1 subtype 8)."""
+
     verdict: Verdict
     recommendation: Recommendation
     reasons: tuple[str, ...] = ()
     remediation: tuple[RemediationItem, ...] = ()
+    to_agent: tuple[PaAttribute, ...] = ()
 
 
 COMPLIANT = ImvEvaluation(Verdict.COMPLIANT, Recommendation.ALLOWED)
@@ -132,6 +136,7 @@ _RECOMMENDATIONS = {
 }
 _VERDICT_ORDER = list(Verdict)  # worst first
 _RECOMMENDATION_ORDER = list(Recommendation)  # most restrictive first
+NEA_CLIENT = (IETF_PEN, 8)  # RFC 5792 §4.1: the NEA client (our agent) as a component
 # A session that keeps asking (an IMV that never settles) ends after this many rounds.
 MAX_ROUNDS = 8
 
@@ -148,6 +153,7 @@ def combine(evaluations: Sequence[ImvEvaluation]) -> ImvEvaluation:
         recommendation,
         tuple(reason for e in evaluations for reason in e.reasons),
         tuple(item for e in evaluations for item in e.remediation),
+        tuple(attribute for e in evaluations for attribute in e.to_agent),
     )
 
 
@@ -167,6 +173,7 @@ class PostureAssessment:
         self.evaluation: ImvEvaluation | None = None
         self.rounds = 0
         self._next_message_id = 0
+        self._agent_collector: int | None = None  # the IMC that sent the NEA client's message
 
     async def answer(self, batch: PbBatch) -> PbBatch:
         """The server's batch after the client's `batch` (CDATA or CRETRY): SDATA with the
@@ -195,6 +202,8 @@ class PostureAssessment:
         delivery = PaDelivery(
             message.vendor, message.subtype, message.collector_id, pa, message.body
         )
+        if (message.vendor, message.subtype) == NEA_CLIENT and self._agent_collector is None:
+            self._agent_collector = message.collector_id
         for attribute in pa.attributes:
             self.attributes.append(reported(message.vendor, message.subtype, attribute))
         replies: list[tuple[int, PaReply]] = []
@@ -237,6 +246,18 @@ class PostureAssessment:
                 messages.append(PbRemediationUri(item.link))
             if item.text:
                 messages.append(PbRemediationString(item.text, "en"))
+        if evaluation.to_agent:
+            self._next_message_id += 1
+            messages.append(
+                PbPa(
+                    *NEA_CLIENT,
+                    push_pa_message(PaMessage(self._next_message_id, evaluation.to_agent)),
+                    # not exclusive: every collector of the component gets it (RFC 5793
+                    # §4.5); the id names the one that reported, where one did
+                    collector_id=self._agent_collector or 0,
+                    validator_id=ANY_VALIDATOR,
+                )
+            )
         return PbBatch(BatchType.RESULT, tuple(messages))
 
 

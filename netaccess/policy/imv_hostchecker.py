@@ -29,6 +29,8 @@ from netaccess.policy.posture import (
     Verdict,
 )
 from netaccess.proto.tnc.errors import IETF_PEN
+from netaccess.proto.tnc.vendor import Remediation as AgentRemediation
+from netaccess.proto.tnc.vendor import RemediationStep
 
 # The IETF component types (RFC 5792 §4.1): OS, anti-virus, anti-spyware, anti-malware,
 # firewall, IDPS, VPN, NEA client. Our vendor attributes travel under them too.
@@ -73,17 +75,22 @@ class HostCheckerSession:
             return None  # no policy for this platform (or it is unknown): nothing to judge
         feed, now = self._imv._feed(), self._imv._now()
         self.verdicts = tuple(evaluate(policy, facts, feed, now) for policy in mine)
-        return summarize(self.verdicts)
+        # Our agent (it sends AgentInfo) also gets each fix with the action it may run;
+        # other IMCs have the PB-TNC remediation strings and URIs.
+        agent = any(a.name == "AgentInfo" for a in self.attributes)
+        return summarize(self.verdicts, to_agent=agent)
 
     async def close(self) -> None:
         pass
 
 
-def summarize(verdicts: Sequence[HostCheckerVerdict]) -> ImvEvaluation:
+def summarize(verdicts: Sequence[HostCheckerVerdict], *, to_agent: bool = False) -> ImvEvaluation:
     """Compliant when every policy is; non-compliant (major) when one fails; don't know
-    when facts are missing. Reasons: each failed or unknown rule, seen against required."""
+    when facts are missing. Reasons: each failed or unknown rule, seen against required.
+    `to_agent`: the fixes also go as our Remediation attribute, each with its action."""
     reasons: list[str] = []
     remediation: list[RemediationItem] = []
+    steps: list[RemediationStep] = []
     for judged in verdicts:
         if judged.compliance is Compliance.COMPLIANT:
             continue
@@ -94,8 +101,10 @@ def summarize(verdicts: Sequence[HostCheckerVerdict]) -> ImvEvaluation:
                     f"{judged.policy}/{result.rule} {state}: {result.seen}"
                     f" (required: {result.required})"
                 )
-        for _, fix in judged.remediation:
+        for rule, fix in judged.remediation:
             remediation.append(RemediationItem(fix.instructions, fix.link))
+            action = fix.action.value if fix.action is not None else ""
+            steps.append(RemediationStep(action, judged.policy, rule, fix.instructions, fix.link))
     compliances = {v.compliance for v in verdicts}
     if Compliance.NON_COMPLIANT in compliances:
         overall, recommendation = Verdict.MAJOR_NONCOMPLIANCE, Recommendation.QUARANTINED
@@ -103,4 +112,10 @@ def summarize(verdicts: Sequence[HostCheckerVerdict]) -> ImvEvaluation:
         overall, recommendation = Verdict.DONT_KNOW, Recommendation.QUARANTINED
     else:
         overall, recommendation = Verdict.COMPLIANT, Recommendation.ALLOWED
-    return ImvEvaluation(overall, recommendation, tuple(reasons), tuple(remediation))
+    return ImvEvaluation(
+        overall,
+        recommendation,
+        tuple(reasons),
+        tuple(remediation),
+        (AgentRemediation(tuple(steps)),) if to_agent and steps else (),
+    )
