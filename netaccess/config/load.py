@@ -104,7 +104,7 @@ def load_config_text(text: str, source: str) -> ApplianceConfig:
     config = dataclasses.replace(config, realms=_realms(root, config.roles, policies))
     config = dataclasses.replace(config, posture=_posture(root.subtable("posture"), config.realms))
     config = dataclasses.replace(config, patch_feed=_patch_feed(root.subtable("patch_feed")))
-    config = dataclasses.replace(config, radius=_radius(root.subtable("radius")))
+    config = dataclasses.replace(config, radius=_radius(root.subtable("radius"), config.realms))
     root.finish()
     issues.raise_if_any()
     return config
@@ -441,9 +441,15 @@ def _patch_feed(table: TableReader) -> PatchFeedConfig:
     )
 
 
-def _radius(table: TableReader) -> RadiusConfig:
-    """`[radius]` and its `[[radius.clients]]`: the NAS clients, each network once."""
+def _radius(table: TableReader, realms: tuple[Realm, ...]) -> RadiusConfig:
+    """`[radius]` and its `[[radius.clients]]`: the NAS clients, each network once. EAP's
+    realm, when set, must be one of `realms` ("" stands for the first)."""
     default = RadiusConfig()
+    eap_realm = table.string("eap_realm", "")
+    names = [realm.name for realm in realms]
+    if eap_realm and eap_realm not in names:
+        known = ", ".join(toml_string(name) for name in names) or "none are declared"
+        table.issue("eap_realm", f"unknown realm {toml_string(eap_realm)} (realms: {known})")
     address = table.string("address", default.address)
     try:
         address = str(ipaddress.ip_address(address))
@@ -515,6 +521,14 @@ def _radius(table: TableReader) -> RadiusConfig:
             "max_sessions", default.max_sessions, min=1, max=10_000_000, unit="sessions"
         ),
         dictionary=table.optional_path("dictionary"),
+        eap_realm=eap_realm,
+        eap_timeout=table.number(
+            "eap_timeout", default.eap_timeout, min=5, max=600, unit="seconds"
+        ),
+        eap_sessions=table.integer(
+            "eap_sessions", default.eap_sessions, min=1, max=1_000_000, unit="conversations"
+        ),
+        eap_tls_ca=table.optional_path("eap_tls_ca"),
         clients=tuple(clients.values()),
     )
 

@@ -236,7 +236,8 @@ class RadiusClientConfig:
 
 @dataclass(frozen=True, slots=True)
 class RadiusConfig:
-    """The RADIUS server for switches (MAB, accounting); it runs when clients are declared.
+    """The RADIUS server for switches (MAB, 802.1X, accounting); it runs when clients are
+    declared.
 
     address: the local address it binds ("::" is every address of both families).
     auth_port / acct_port: UDP ports for Access-Request and Accounting-Request.
@@ -245,6 +246,13 @@ class RadiusConfig:
     duplicate_window: seconds a reply is kept to answer a NAS's retransmission (RFC 5080).
     coa_timeout / coa_tries: per CoA/Disconnect try, and how many tries in all.
     max_sessions: accounting sessions kept at most.
+    eap_realm: the realm whose users EAP-TTLS/PAP checks when the identity names none
+        ("user@realm" and "realm\\user" name one); "" (the default): the first realm.
+    eap_timeout: seconds an unfinished EAP conversation (one State) is kept.
+    eap_sessions: unfinished EAP conversations kept at most; when full, new ones are
+        refused (Access-Reject) until some finish or expire.
+    eap_tls_ca: the CA that signs the client certificates EAP-TLS accepts; EAP-TLS is
+        offered only when it is set.
     """
 
     address: str = "::"
@@ -256,6 +264,10 @@ class RadiusConfig:
     coa_tries: int = 3
     max_sessions: int = 100_000
     dictionary: Path | None = None
+    eap_realm: str = ""
+    eap_timeout: float = 60.0
+    eap_sessions: int = 4096
+    eap_tls_ca: Path | None = None
     clients: tuple[RadiusClientConfig, ...] = ()
 
 
