@@ -25,7 +25,7 @@ import trio
 
 from netaccess.config import ApplianceConfig
 from netaccess.io.inventory import Inventory
-from netaccess.policy.admission import Decision, Outcome
+from netaccess.policy.admission import REMEDIATION_ROLE, Decision, Outcome
 from netaccess.policy.feed import PatchFeed
 from netaccess.policy.hostchecker import PatchCatalog, Platform, facts_from_report
 from netaccess.policy.posture import PostureReport
@@ -45,6 +45,11 @@ from netaccess.store import Store, StoreError
 log = logging.getLogger("netaccess.admission")
 
 SLICE = 64  # endpoints judged per trip to a worker thread
+# What an endpoint signed in over 802.1X without a posture report is told (the seed's words).
+LAYER2_INSTRUCTIONS = (
+    "The agent cannot be downloaded over a Layer 2 connection: retry over Layer 3, "
+    "or contact the administrator."
+)
 
 
 class AdmissionKeeper:
@@ -111,6 +116,46 @@ class AdmissionKeeper:
             reason=f"portal sign-in by {realm.name}/{user}; "
             + change_reason(Trigger.SIGN_IN, standing),
             by=f"portal:{realm.name}/{user}",
+        )
+        return decision
+
+    def sign_in_layer2(self, mac: str, realm: Realm, user: str) -> Decision:
+        """Decide at an 802.1X sign-in. The endpoint reaches us over Layer 2 only, so it
+        cannot fetch the agent (DESIGN.md §4): with a usable posture report for it (its agent
+        reported earlier, over Layer 3) this is sign_in; without one it gets the remediation
+        role with LAYER2_INSTRUCTIONS, and no standing (there is no report to judge again)."""
+        now = self._clock()
+        report = self._store.latest_posture_report(mac)
+        who = f"{realm.name}/{user}"
+        if report is None or not report_usable(report.finished_at, now, realm.reuse_result_for):
+            self._inventory.set_role(
+                mac,
+                REMEDIATION_ROLE,
+                at=now,
+                reason=f"802.1X sign-in by {who} over Layer 2 only: no posture report to judge",
+                by=f"802.1x:{who}",
+            )
+            return Decision(
+                Outcome.REMEDIATION,
+                REMEDIATION_ROLE,
+                (REMEDIATION_ROLE,),
+                message=LAYER2_INSTRUCTIONS,
+            )
+        groups = self._store.user_groups(realm.name, user)
+        decision, standing = self._judged(
+            None, mac, realm, user, groups, None, report, now, Trigger.SIGN_IN
+        )
+        if decision.outcome is Outcome.DENIED or decision.role is None:
+            return decision
+        self._standings[mac] = standing
+        self._save([standing])
+        self._schedule(standing)
+        self._inventory.set_role(
+            mac,
+            decision.role,
+            at=now,
+            reason=f"802.1X sign-in by {who}; " + change_reason(Trigger.SIGN_IN, standing),
+            by=f"802.1x:{who}",
         )
         return decision
 
