@@ -317,9 +317,11 @@ def allowed_actions(config: Path | None) -> dict[str, tuple[str, ...]]:
     if config is None:
         return dict(LINUX_ACTIONS)
     try:
-        table = tomllib.loads(config.read_text()).get("actions", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        table = tomllib.loads(config.read_text(encoding="utf-8")).get("actions", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SystemExit(f"netaccess-agent: {config}: {exc}") from None
+    if not isinstance(table, dict):
+        raise SystemExit(f"netaccess-agent: {config}: actions: expected a table")
     actions: dict[str, tuple[str, ...]] = {}
     for name, argv in table.items():
         if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
