@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from netaccess.policy.endpoint import Endpoint, EndpointEvent
+from netaccess.policy.endpoint import LAYER2_ONLY_INSTRUCTIONS, Endpoint, EndpointEvent
 from netaccess.policy.radius_sessions import Session
-from netaccess.policy.roles import Role
+from netaccess.policy.roles import REMEDIATION, Role
 
 
 def iso_time(ts: float) -> str:
@@ -25,6 +25,11 @@ def endpoint_view(ep: Endpoint) -> dict[str, Any]:
         "state": ep.state.value,
         "first_seen": iso_time(ep.first_seen),
         "last_seen": iso_time(ep.last_seen),
+        "layer2_only": ep.layer2_only,
+        # what to do, for an endpoint held in remediation because it has no IP path
+        "instructions": (
+            LAYER2_ONLY_INSTRUCTIONS if ep.layer2_only and ep.role == REMEDIATION else None
+        ),
     }
 
 

@@ -5,8 +5,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
-from netaccess.policy.roles import QUARANTINE
+from netaccess.policy.roles import QUARANTINE, REMEDIATION
 from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
+
+# An endpoint heard only at Layer 2 (an 802.1X supplicant's EAPOL, no DHCP, no ARP) has no IP
+# path to the portal, so it cannot fetch the agent (DESIGN.md §4): it gets the remediation
+# role with these instructions until it shows up at Layer 3, when it returns to quarantine
+# and the captive portal.
+LAYER2_ONLY_INSTRUCTIONS = (
+    "The agent cannot be downloaded over a Layer 2 connection: retry over Layer 3,"
+    " or contact the administrator."
+)
+REACHED_OVER_LAYER3 = "seen at Layer 3: the portal and the agent download can be reached"
 
 # last_seen alone is persisted at most this often per endpoint: ARP chatter must not turn
 # into a database write per frame. The in-memory copy is always exact.
@@ -41,6 +51,7 @@ class Endpoint:
     fingerprint: str | None = None
     role: str = QUARANTINE
     state: EndpointState = EndpointState.ACTIVE
+    layer2_only: bool = False  # heard at Layer 2 only so far (see LAYER2_ONLY_INSTRUCTIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +96,20 @@ def learn(current: Endpoint | None, obs: Observation, last_persisted: float | No
     if current is None:
         ep = Endpoint(mac=obs.mac, first_seen=now, last_seen=now)
         events.append(EndpointEvent(now, obs.mac, EventKind.DISCOVERED, {"via": obs.source.value}))
+        if obs.source is ObservationSource.EAPOL:
+            ep = replace(ep, layer2_only=True, role=REMEDIATION)
+            events.append(
+                _detected_role(now, obs.mac, QUARANTINE, REMEDIATION, LAYER2_ONLY_INSTRUCTIONS)
+            )
     else:
         ep = replace(current, last_seen=max(current.last_seen, now))
+    if ep.layer2_only and obs.source in _LAYER3_CONTACT:
+        ep = replace(ep, layer2_only=False)
+        if ep.role == REMEDIATION:
+            ep = replace(ep, role=QUARANTINE)
+            events.append(
+                _detected_role(now, obs.mac, REMEDIATION, QUARANTINE, REACHED_OVER_LAYER3)
+            )
 
     if obs.is_release:
         if obs.ip is not None and obs.ip in ep.ips:
@@ -139,6 +162,16 @@ def learn(current: Endpoint | None, obs: Observation, last_persisted: float | No
     return Learned(ep, tuple(events), changed or stale)
 
 
+# DHCP and ARP are IPv4 on the way: the endpoint can reach the portal. A RADIUS request
+# (MAB, 802.1X) says nothing either way.
+_LAYER3_CONTACT = frozenset({ObservationSource.DHCP, ObservationSource.ARP})
+
+
+def _detected_role(at: float, mac: str, old: str, new: str, reason: str) -> EndpointEvent:
+    detail = {"old": old, "new": new, "reason": reason, "by": "detection"}
+    return EndpointEvent(at, mac, EventKind.ROLE_CHANGED, detail)
+
+
 def without_ip(ep: Endpoint, ip: str, at: float) -> tuple[Endpoint, EndpointEvent]:
     """The endpoint after `ip` moved to another MAC (an IP belongs to one MAC at a time)."""
     moved = replace(ep, ips=tuple(i for i in ep.ips if i != ip))
@@ -155,13 +188,14 @@ def _via(obs: Observation) -> str:
 
 
 def _fields_differ(a: Endpoint, b: Endpoint) -> bool:
-    return (a.ips, a.hostname, a.vendor_class, a.fingerprint, a.role, a.state) != (
+    return (a.ips, a.hostname, a.vendor_class, a.fingerprint, a.role, a.state, a.layer2_only) != (
         b.ips,
         b.hostname,
         b.vendor_class,
         b.fingerprint,
         b.role,
         b.state,
+        b.layer2_only,
     )
 
 

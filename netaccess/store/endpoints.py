@@ -37,12 +37,14 @@ from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_ve
 
 BUSY_TIMEOUT_MS = 5000
 
-_ENDPOINT_COLUMNS = "mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state"
+_ENDPOINT_COLUMNS = (
+    "mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state, layer2_only"
+)
 
 # Not INSERT OR REPLACE: REPLACE deletes the old row first, and ON DELETE CASCADE would
 # take the endpoint's addresses with it.
 _UPSERT_ENDPOINT = f"""
-    INSERT INTO endpoints ({_ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO endpoints ({_ENDPOINT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (mac) DO UPDATE SET
         first_seen = excluded.first_seen,
         last_seen = excluded.last_seen,
@@ -50,7 +52,8 @@ _UPSERT_ENDPOINT = f"""
         vendor_class = excluded.vendor_class,
         fingerprint = excluded.fingerprint,
         role = excluded.role,
-        state = excluded.state
+        state = excluded.state,
+        layer2_only = excluded.layer2_only
 """
 
 # A conflict means another MAC holds the address: it moves, since an IP belongs to one MAC
@@ -554,7 +557,7 @@ class Store:
         return json.dumps(dict(detail), sort_keys=True)
 
     def _endpoint(self, row: tuple[Any, ...], ips: list[str]) -> Endpoint:
-        mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state = row
+        mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state, l2 = row
         try:
             parsed_state = EndpointState(state)
         except ValueError:
@@ -572,6 +575,7 @@ class Store:
             fingerprint=fingerprint,
             role=role,
             state=parsed_state,
+            layer2_only=bool(l2),
         )
 
     def _event(self, row: tuple[Any, ...]) -> EndpointEvent:
@@ -630,6 +634,7 @@ def _endpoint_row(ep: Endpoint) -> tuple[object, ...]:
         ep.fingerprint,
         ep.role,
         ep.state.value,
+        int(ep.layer2_only),
     )
 
 

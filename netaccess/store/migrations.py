@@ -168,6 +168,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        8,
+        "endpoints: whether an endpoint has been seen at Layer 2 only (802.1X, no IP contact)",
+        """
+        ALTER TABLE endpoints ADD COLUMN layer2_only INTEGER NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 

@@ -269,3 +269,63 @@ def publish_sha(lab: Any, version: str) -> str:
         b for b in cli_json(lab.workdir / "appliance", "agent", "list") if b["version"] == version
     ]
     return str(build["sha256"])
+
+
+WIRED_SUPPLICANT = """
+ap_scan=0
+network={
+    key_mgmt=IEEE8021X
+    eap=TTLS
+    identity="alice"
+    password="not sent: nobody answers"
+    phase2="auth=PAP"
+    eapol_flags=0
+}
+"""
+
+
+def test_an_endpoint_heard_only_at_layer_2_gets_remediation_then_quarantine_over_layer_3(
+    lab_factory: Any,
+) -> None:
+    lab = lab_factory(endpoints=1)
+    lab.up(config=write_config(lab.workdir / "appliance", POLICY, REALM), dhcp_clients=False)
+    base = lab.workdir / "appliance"
+    conf = lab.workdir / "wired.conf"
+    conf.write_text(WIRED_SUPPLICANT)
+    log = open(lab.workdir / "wpa_supplicant.log", "wb")  # noqa: SIM115 - closed below
+    supplicant = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", lab.endpoint_ns(1)),
+            *("wpa_supplicant", "-D", "wired", "-i", "eth0", "-c", str(conf), "-d"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        # The real supplicant sends EAPOL-Start to the PAE group address; the appliance hears
+        # it with no DHCP or ARP from the endpoint: Layer 2 only.
+        deadline = time.monotonic() + 30
+        while not cli_json(base, "endpoints", "list"):
+            assert time.monotonic() < deadline, "the supplicant was never heard"
+            time.sleep(0.2)
+        shown = cli_json(base, "endpoints", "show", MAC)
+        assert shown["role"] == "remediation" and shown["layer2_only"] is True
+        assert "retry over Layer 3, or contact the administrator" in shown["instructions"]
+        discovered = [e for e in shown["events"] if e["kind"] == "discovered"]
+        assert discovered[0]["detail"]["via"] == "eapol"
+        reasons = [e["detail"].get("reason", "") for e in shown["events"]]
+        assert any("cannot be downloaded over a Layer 2 connection" in r for r in reasons)
+    finally:
+        supplicant.kill()
+        supplicant.wait()
+    # Now it asks for an address: it can reach the portal, so it is captive as any other.
+    lab.start_dhcp_client(1)
+    lab.wait_for_leases(30)
+    deadline = time.monotonic() + 10
+    while role_of_ep1(lab) != "quarantine":
+        assert time.monotonic() < deadline, f"ep1 is still {role_of_ep1(lab)}"
+        time.sleep(0.2)
+    shown = cli_json(base, "endpoints", "show", MAC)
+    assert shown["layer2_only"] is False and shown["instructions"] is None
+    assert PORTAL_PAGE in curl(lab, 1, "http://detectportal.firefox.com/").stdout

@@ -18,7 +18,8 @@ from netaccess.proto.detect.bpf import CAPTURE_FILTER, packed_instructions
 Program = tuple[tuple[int, int, int, int], ...]
 CLIENT_MAC = "02:00:5e:10:00:01"
 SERVER_MAC = "02:00:5e:10:00:fe"
-EXPRESSION = "arp or (ip and udp and (port 67 or port 68))"
+EXPRESSION = "arp or ether proto 0x888e or (ip and udp and (port 67 or port 68))"
+PAE_GROUP = "01:80:c2:00:00:03"  # IEEE 802.1X port access entity group address
 
 
 def run_bpf(program: Program, frame: bytes) -> int:
@@ -82,6 +83,7 @@ ACCEPTED = {
     / IP(src="10.9.0.1", dst="10.0.0.1")
     / UDP(sport=67, dport=67)
     / dhcp_bootp(),
+    "eapol-start": Ether(src=CLIENT_MAC, dst=PAE_GROUP, type=0x888E) / Raw(b"\x02\x01\x00\x00"),
     "dhcp-with-ip-options": client_ether()
     / IP(src="0.0.0.0", dst="255.255.255.255", options=b"\x94\x04\x00\x00")
     / UDP(sport=68, dport=67)
@@ -102,6 +104,7 @@ REJECTED = {
     / IP(src="10.0.0.5", dst="10.0.0.1", frag=185)
     / UDP(sport=68, dport=67)
     / dhcp_bootp(),
+    "lldp": Ether(src=CLIENT_MAC, dst="01:80:c2:00:00:0e", type=0x88CC) / Raw(b"\x02\x07"),
     "ntp-over-udp-123": client_ether()
     / IP(src="10.0.0.5", dst="10.0.0.1")
     / UDP(sport=123, dport=123)
@@ -110,7 +113,7 @@ REJECTED = {
 
 
 @pytest.mark.parametrize("frame", ACCEPTED.values(), ids=ACCEPTED.keys())
-def test_filter_accepts_arp_and_dhcp(frame: Packet) -> None:
+def test_filter_accepts_arp_eapol_and_dhcp(frame: Packet) -> None:
     assert accepts(frame)
 
 

@@ -614,3 +614,50 @@ def test_a_servers_vendor_class_is_not_taken_as_the_clients() -> None:
     )
     obs = dissect(bytes(offer), AT)
     assert obs is not None and obs.vendor_class is None
+
+
+# --- EAPOL (802.1X) ----------------------------------------------------------------------------
+
+PAE_GROUP = "01:80:c2:00:00:03"
+
+
+def eapol_frame(
+    kind: int, body: bytes = b"", *, src: str = CLIENT_MAC, length: int | None = None
+) -> bytes:
+    header = bytes([2, kind]) + (len(body) if length is None else length).to_bytes(2, "big")
+    return bytes(Ether(src=src, dst=PAE_GROUP, type=0x888E) / Raw(header + body))
+
+
+def test_eapol_start_names_the_supplicant_at_layer_2_only() -> None:
+    obs = dissect(eapol_frame(1), AT)
+    assert obs == Observation(ObservationSource.EAPOL, CLIENT_MAC, AT)
+    assert obs.ip is None and obs.dhcp_type is None
+
+
+def test_an_eap_response_names_the_supplicant_a_request_names_nobody() -> None:
+    identity = b"\x02\x01\x00\x0aalice"  # EAP Response/Identity "alice"
+    assert dissect(eapol_frame(0, identity), AT) == Observation(
+        ObservationSource.EAPOL, CLIENT_MAC, AT
+    )
+    request = b"\x01\x01\x00\x05\x01"  # the authenticator's Request/Identity
+    assert dissect(eapol_frame(0, request, src=SERVER_MAC), AT) is None
+    assert dissect(eapol_frame(3, b"\x00" * 8), AT) is None  # EAPOL-Key
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        (
+            bytes(Ether(src=CLIENT_MAC, dst=PAE_GROUP, type=0x888E) / Raw(b"\x02\x01")),
+            "truncated-eapol",
+        ),
+        (eapol_frame(0, b"\x02\x01", length=2), "truncated-eap"),
+        (eapol_frame(1, length=40), "truncated-eapol"),
+        (eapol_frame(1, src="03:00:00:00:00:01"), "bad-mac"),
+    ],
+    ids=["short-header", "short-eap", "body-cut-off", "group-source"],
+)
+def test_broken_eapol_is_malformed(frame: bytes, reason: str) -> None:
+    with pytest.raises(MalformedFrame) as caught:
+        dissect(frame, AT)
+    assert caught.value.reason == reason

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import pytest
+
 from netaccess.policy.endpoint import (
     LAST_SEEN_PERSIST_INTERVAL,
+    LAYER2_ONLY_INSTRUCTIONS,
     QUARANTINE,
+    REMEDIATION,
     EndpointState,
     EventKind,
     assign_role,
@@ -104,3 +108,58 @@ def test_assigning_the_current_role_again_is_no_event() -> None:
     ep = learn(None, arp(0.0, "198.18.0.10"), None).endpoint
     out = assign_role(ep, QUARANTINE, at=5.0, reason="again", by="admin")
     assert out.events == () and not out.persist
+
+
+# --- Layer 2 only (802.1X supplicants) ---------------------------------------------------------
+
+
+def eapol(at: float) -> Observation:
+    return Observation(ObservationSource.EAPOL, MAC, at)
+
+
+def test_an_endpoint_heard_only_over_eapol_gets_remediation_with_the_layer_3_advice() -> None:
+    out = learn(None, eapol(10.0), None)
+    assert out.endpoint.layer2_only and out.endpoint.role == REMEDIATION
+    assert [e.kind for e in out.events] == [EventKind.DISCOVERED, EventKind.ROLE_CHANGED]
+    assert out.events[1].detail == {
+        "old": QUARANTINE,
+        "new": REMEDIATION,
+        "reason": LAYER2_ONLY_INSTRUCTIONS,
+        "by": "detection",
+    }
+    assert "retry over Layer 3, or contact the administrator" in LAYER2_ONLY_INSTRUCTIONS
+    again = learn(out.endpoint, eapol(11.0), 10.0)
+    assert again.endpoint.role == REMEDIATION and not again.events
+
+
+@pytest.mark.parametrize(
+    "contact",
+    [dhcp(DhcpMessageType.DISCOVER, 20.0), arp(20.0, "198.18.0.10"), arp(20.0, None)],
+    ids=["dhcp-discover", "arp", "arp-probe"],
+)
+def test_contact_at_layer_3_returns_it_to_quarantine_and_the_portal(contact: Observation) -> None:
+    first = learn(None, eapol(10.0), None).endpoint
+    out = learn(first, contact, 10.0)
+    assert not out.endpoint.layer2_only and out.endpoint.role == QUARANTINE
+    (changed,) = [e for e in out.events if e.kind is EventKind.ROLE_CHANGED]
+    assert changed.detail["old"] == REMEDIATION and changed.detail["by"] == "detection"
+    assert out.persist
+
+
+def test_an_endpoint_known_at_layer_3_is_not_made_layer_2_only_by_eapol() -> None:
+    known = learn(None, dhcp(DhcpMessageType.DISCOVER, 1.0), None).endpoint
+    out = learn(known, eapol(2.0), 1.0)
+    assert not out.endpoint.layer2_only and out.endpoint.role == QUARANTINE
+
+
+def test_a_role_given_while_layer_2_only_is_kept_when_layer_3_arrives() -> None:
+    first = learn(None, eapol(10.0), None).endpoint
+    admin = assign_role(first, "full", at=11.0, reason="exempt", by="admin").endpoint
+    out = learn(admin, dhcp(DhcpMessageType.DISCOVER, 12.0), 11.0)
+    assert out.endpoint.role == "full" and not out.endpoint.layer2_only
+
+
+def test_radius_says_nothing_about_layer_3() -> None:
+    first = learn(None, eapol(10.0), None).endpoint
+    out = learn(first, Observation(ObservationSource.RADIUS, MAC, 11.0), 10.0)
+    assert out.endpoint.layer2_only and out.endpoint.role == REMEDIATION

@@ -69,6 +69,14 @@ def test_endpoint_round_trips_with_ips_hostname_fingerprint_and_state(store: Sto
     assert store.get_endpoint(MAC_A) == ep
 
 
+def test_a_layer_2_only_endpoint_round_trips(store: Store) -> None:
+    ep = Endpoint(mac=MAC_A, first_seen=1.0, last_seen=2.0, role="remediation", layer2_only=True)
+    store.save([(ep, ())])
+    assert store.get_endpoint(MAC_A) == ep
+    store.save([(replace(ep, layer2_only=False, role="quarantine"), ())])
+    assert store.get_endpoint(MAC_A) == replace(ep, layer2_only=False, role="quarantine")
+
+
 def test_unknown_endpoint_is_none(store: Store) -> None:
     assert store.get_endpoint(MAC_A) is None
 

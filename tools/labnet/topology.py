@@ -231,6 +231,10 @@ class Lab:
                 [
                     *("ip", "-n", self.sw_ns, "link", "add", "br0", "type", "bridge"),
                     *("forward_delay", "0", "stp_state", "0"),
+                    # A bridge keeps 802.1X frames (to the PAE group 01:80:c2:00:00:03) to
+                    # itself; bit 3 forwards them, so the appliance hears supplicants the way
+                    # a switch that passes EAPOL through (or mirrors it) lets it.
+                    *("group_fwd_mask", "8"),
                 ]
             )
         for k in self.endpoint_numbers:

@@ -1,7 +1,8 @@
 """Ethernet frame -> Observation: the sans-IO dissector behind the DHCP/ARP sniffer.
 
-Layers: Ethernet II with up to two 802.1Q/802.1ad tags, ARP (RFC 826), IPv4 (RFC 791),
-UDP (RFC 768), BOOTP/DHCP (RFC 2131 §2, §4.1) and DHCP options (RFC 2132, RFC 3396).
+Layers: Ethernet II with up to two 802.1Q/802.1ad tags, ARP (RFC 826), EAPOL (IEEE
+802.1X-2010 §11: a supplicant's Start and EAP Responses), IPv4 (RFC 791), UDP (RFC 768),
+BOOTP/DHCP (RFC 2131 §2, §4.1) and DHCP options (RFC 2132, RFC 3396).
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from netaccess.proto.detect.observation import (
 
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_ARP = 0x0806
+_ETHERTYPE_EAPOL = 0x888E
+_EAPOL_HEADER = struct.Struct("!BBH")  # protocol version, packet type, body length
+_EAPOL_EAP_PACKET, _EAPOL_START, _EAPOL_LOGOFF = 0, 1, 2
+_EAP_RESPONSE = 2  # RFC 3748 §4: the code a peer (the supplicant) sends
 # 802.1Q customer tag and 802.1ad service tag (Q-in-Q); two are enough for any access port.
 _VLAN_TPIDS = frozenset({0x8100, 0x88A8})
 _MAX_VLAN_TAGS = 2
@@ -104,6 +109,8 @@ def dissect(frame: bytes, at: float) -> Observation | None:
     ethertype, offset = _ethernet(frame)
     if ethertype == _ETHERTYPE_ARP:
         return _arp(frame, offset, at)
+    if ethertype == _ETHERTYPE_EAPOL:
+        return _eapol(frame, offset, at)
     if ethertype != _ETHERTYPE_IPV4:
         return None
     payload = _ipv4_udp_payload(frame, offset)
@@ -163,6 +170,30 @@ def _arp(frame: bytes, offset: int, at: float) -> Observation | None:
         at=at,
         ip=None if ip == "0.0.0.0" else ip,
     )
+
+
+# --- EAPOL (IEEE 802.1X-2010 §11.3) ------------------------------------------------------------
+
+
+def _eapol(frame: bytes, offset: int, at: float) -> Observation | None:
+    """A supplicant's frame (EAPOL-Start, -Logoff, or an EAP Response) names an endpoint
+    that speaks 802.1X; an authenticator's (EAP Request, Success, Failure) and key frames
+    name none. Only the source address is used: the EAP inside is the switch's business."""
+    if len(frame) < offset + _EAPOL_HEADER.size:
+        raise MalformedFrame("truncated-eapol", f"{len(frame) - offset} of 4 header bytes")
+    _version, kind, length = _EAPOL_HEADER.unpack_from(frame, offset)
+    body = offset + _EAPOL_HEADER.size
+    if len(frame) < body + length:
+        raise MalformedFrame("truncated-eapol", f"body of {length} bytes, {len(frame) - body} here")
+    if kind == _EAPOL_EAP_PACKET:
+        if length < 4:
+            raise MalformedFrame("truncated-eap", f"EAP packet of {length} bytes, need 4")
+        if frame[body] != _EAP_RESPONSE:
+            return None
+    elif kind not in (_EAPOL_START, _EAPOL_LOGOFF):
+        return None
+    mac = _unicast_mac(frame, 6, "EAPOL source address")
+    return Observation(source=ObservationSource.EAPOL, mac=mac, at=at)
 
 
 # --- IPv4 (RFC 791) and UDP (RFC 768) ----------------------------------------------------------

@@ -24,6 +24,7 @@ class ObservationSource(enum.Enum):
     DHCP = "dhcp"
     ARP = "arp"
     RADIUS = "radius"  # a NAS asked for it (MAB, 802.1X) or accounted its session
+    EAPOL = "eapol"  # an 802.1X supplicant's frame: contact at Layer 2 only
 
 
 class DhcpMessageType(enum.IntEnum):
@@ -53,9 +54,9 @@ class Observation:
     vendor_class: DHCP option 60, same decoding, only from client-sent messages, or None.
     fingerprint: DHCP option 55 as a comma-joined list of decimal option codes, e.g.
         "1,3,6,15,119,252"; only from client-sent messages; None otherwise.
-    dhcp_type: option 53 for DHCP frames, None for ARP.
-    from_client: True when the endpoint itself sent the frame (DHCP op=1 BOOTREQUEST, or any
-        ARP), False for server replies (OFFER/ACK/NAK).
+    dhcp_type: option 53 for DHCP frames, None for ARP and EAPOL.
+    from_client: True when the endpoint itself sent the frame (DHCP op=1 BOOTREQUEST, any
+        ARP, a supplicant's EAPOL), False for server replies (OFFER/ACK/NAK).
     at: the time the frame was captured (seconds since the epoch), passed in by the caller.
     """
 
