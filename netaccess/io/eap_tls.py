@@ -181,3 +181,16 @@ def eap_contexts(
             raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
         contexts[method] = context
     return contexts
+
+
+class EapTls:
+    """The TLS the server's EAP methods run: a context per method (eap_contexts), the
+    exporter, and a fresh engine per conversation. EapTlsUnavailable when it cannot run."""
+
+    def __init__(self, certificate: Path, key: Path, client_ca: Path | None) -> None:
+        self.exporter = KeyExporter()
+        self.contexts = eap_contexts(certificate, key, client_ca)
+        self.methods = tuple(m for m in (EapType.TTLS, EapType.TLS) if m in self.contexts)
+
+    def engine(self, method: EapType) -> SslEngine:
+        return SslEngine(self.contexts[method], self.exporter)

@@ -1,9 +1,20 @@
-"""The RADIUS server for switches: MAB on the auth port, accounting on the acct port.
+"""The RADIUS server for switches: MAB and 802.1X on the auth port, accounting on the acct
+port.
 
 Each datagram goes: source -> NAS client (else dropped and counted) -> duplicate cache
 (a retransmit gets the reply already sent, RFC 5080) -> proto.radius.server.accept_request
-(framing, authenticators, the BlastRADIUS rules) -> the MAB decision or the session table ->
-a reply, with the Message-Authenticator first in every Access-* reply.
+(framing, authenticators, the BlastRADIUS rules) -> the MAB decision, an EAP conversation or
+the session table -> a reply, with the Message-Authenticator first in every Access-* reply.
+
+802.1X (RFC 3579): a request carrying EAP-Message goes to the conversation its State names
+(proto.radius.eap_server, TLS from io.eap_tls), or starts one under a new random State. A
+conversation ends in an Access-Accept with EAP-Success, the MS-MPPE keys and the VLAN of
+the role the sign-in gave (AdmissionKeeper.sign_in_layer2), or an Access-Reject with
+EAP-Failure. EAP-TTLS's inner PAP password is checked against the realm users' scrypt
+hashes: a success is remembered for a while (keyed by an HMAC over the credentials and the
+stored hash), and a check that needs scrypt runs on a worker thread which sends the reply
+itself, the request's duplicate-cache entry staying in progress meanwhile so retransmits
+are absorbed.
 
 Everything a MAB, Status-Server or accounting request needs is in memory, so each port's
 thread, blocked in recvmsg, answers them inline: two system calls per request and no
@@ -15,7 +26,10 @@ and SO_RXQ_OVFL tells us how many, counted as dropped.overload.
 
 from __future__ import annotations
 
+import enum
 import errno
+import hashlib
+import hmac
 import ipaddress
 import logging
 import secrets
@@ -23,9 +37,10 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
@@ -33,7 +48,16 @@ import trio
 
 from netaccess.config import ApplianceConfig
 from netaccess.config.model import CoaMethod, RadiusClientConfig
+from netaccess.io.admission import AdmissionKeeper
+from netaccess.io.eap_tls import EapTls
 from netaccess.io.inventory import Inventory
+from netaccess.policy.admission import Outcome as AdmissionOutcome
+from netaccess.policy.credentials import (
+    CredentialError,
+    LoginThrottle,
+    hash_password,
+    verify_password,
+)
 from netaccess.policy.endpoint import Endpoint
 from netaccess.policy.radius_mab import mab_mac, vlan_attributes
 from netaccess.policy.radius_sessions import (
@@ -45,17 +69,39 @@ from netaccess.policy.radius_sessions import (
 from netaccess.policy.roles import QUARANTINE
 from netaccess.proto.detect import Observation
 from netaccess.proto.detect.observation import ObservationSource
+from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.coa import CoaExchange, Next, Outcome
 from netaccess.proto.radius.dedup import DuplicateCache, Key, Seen
 from netaccess.proto.radius.dictionary import Dictionary
+from netaccess.proto.radius.eap import EapCode, EapType, encode_eap
+from netaccess.proto.radius.eap_server import (
+    DEFAULT_FRAGMENT,
+    Challenge,
+    CheckPassword,
+    Discard,
+    EapConversation,
+    Failure,
+    Step,
+    Success,
+    mppe_keys,
+)
+from netaccess.proto.radius.eap_sessions import ConversationTable, split_identity
 from netaccess.proto.radius.errors import RadiusError
 from netaccess.proto.radius.packet import (
+    CALLING_STATION_ID,
+    EAP_MESSAGE,
+    FRAMED_MTU,
+    MAX_VALUE,
+    REPLY_MESSAGE,
+    STATE,
     USER_NAME,
     USER_PASSWORD,
     Attribute,
     Code,
+    Packet,
     encode_attributes,
+    split_value,
 )
 from netaccess.proto.radius.server import (
     ACCOUNTING_CODES,
@@ -65,6 +111,7 @@ from netaccess.proto.radius.server import (
     NasPolicy,
     accept_request,
 )
+from netaccess.store import Store
 
 log = logging.getLogger("netaccess.radius")
 
@@ -76,6 +123,12 @@ _QUEUED_DATAGRAM_COST = 1536
 MAX_DATAGRAM = 4096
 _ADDRESS_CACHE = 4096
 STOP_POLL = 0.5  # seconds a receive thread may take to notice the server stopping
+# Inner PAP: a success is remembered this long (a password change or removal ends it at
+# once: the stored hash is part of the key); workers for the checks that need scrypt.
+PASSWORD_CACHE_TTL = 600.0
+PASSWORD_CACHE_SIZE = 10_000
+PASSWORD_WORKERS = 2
+_EAP_OVERHEAD = 10  # EAP header, type, flags and TLS Message Length, under a Framed-MTU
 _T = TypeVar("_T")
 
 
@@ -89,6 +142,121 @@ class _Nas:
     policy: NasPolicy
 
 
+class _Later:
+    """process() returns this when a worker will send the reply (and cache it) later."""
+
+
+_LATER = _Later()
+
+
+class PasswordVerdict(enum.Enum):
+    OK = "ok"
+    WRONG = "wrong"
+    LOCKED = "locked"  # too many failures: refused whatever the password
+
+
+class PasswordChecker:
+    """The inner PAP passwords of EAP-TTLS, checked as the portal checks its logins: the
+    realm user's scrypt hash (a decoy for an unknown user, so both cost the same), and the
+    login throttle per user and per endpoint. Successes are remembered PASSWORD_CACHE_TTL
+    seconds under an HMAC (a key made per process) of the realm, user, password and stored
+    hash, so a re-authentication costs no scrypt; failures always cost one. Thread-safe:
+    the receive thread asks quick(), workers run verify()."""
+
+    def __init__(
+        self, store: Store, *, ttl: float = PASSWORD_CACHE_TTL, capacity: int = PASSWORD_CACHE_SIZE
+    ) -> None:
+        self._store = store
+        self.ttl = ttl
+        self.capacity = capacity
+        self.throttle = LoginThrottle()
+        self.scrypt_checks = 0
+        self._key = secrets.token_bytes(32)
+        self._remembered: OrderedDict[bytes, float] = OrderedDict()  # fingerprint -> until
+        self._lock = threading.Lock()
+        self._decoy: str | None = None
+
+    def _fingerprint(self, realm: str, user: str, password: bytes, stored: str) -> bytes:
+        mac = hmac.new(self._key, digestmod=hashlib.sha256)
+        for part in (realm.encode(), user.encode(), password, stored.encode()):
+            mac.update(len(part).to_bytes(4, "big") + part)
+        return mac.digest()
+
+    def quick(
+        self, realm: str, user: str, password: bytes, keys: tuple[str, ...], now: float
+    ) -> PasswordVerdict | None:
+        """OK when remembered, LOCKED when throttled; None: verify() must decide."""
+        with self._lock:
+            if self.throttle.locked_until(keys, now) is not None:
+                return PasswordVerdict.LOCKED
+        stored = self._store.password_hash(realm, user)
+        if stored is None:
+            return None
+        fingerprint = self._fingerprint(realm, user, password, stored)
+        with self._lock:
+            until = self._remembered.get(fingerprint)
+            if until is not None and until > now:
+                return PasswordVerdict.OK
+        return None
+
+    def verify(
+        self, realm: str, user: str, password: bytes, keys: tuple[str, ...], now: float
+    ) -> PasswordVerdict:
+        """scrypt, tens of milliseconds: call it off the receive thread when one is free."""
+        stored = self._store.password_hash(realm, user)
+        with self._lock:
+            if self._decoy is None:
+                self._decoy = hash_password(secrets.token_urlsafe(16))
+            decoy = self._decoy
+        try:
+            text = password.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\ufffd"  # matches no stored password, at the same cost
+        try:
+            ok = verify_password(text, stored or decoy) and stored is not None
+        except CredentialError as exc:
+            log.error(
+                "stored password hash unusable",
+                extra={"realm": realm, "user": user, "error": str(exc)},
+            )
+            ok = False
+        with self._lock:
+            self.scrypt_checks += 1
+            if self.throttle.locked_until(keys, now) is not None:
+                return PasswordVerdict.LOCKED
+            if not ok:
+                self.throttle.failed(keys, now)
+                return PasswordVerdict.WRONG
+            self.throttle.succeeded(keys)
+            assert stored is not None
+            self._remembered[self._fingerprint(realm, user, password, stored)] = now + self.ttl
+            while len(self._remembered) > self.capacity:
+                self._remembered.popitem(last=False)
+        return PasswordVerdict.OK
+
+
+@dataclass(slots=True)
+class _EapSession:
+    """One conversation between its round trips; its lock serialises the receive thread
+    and a password worker."""
+
+    conversation: EapConversation
+    nas: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass(frozen=True, slots=True)
+class _EapRequest:
+    """What answering one EAP Access-Request needs."""
+
+    nas: _Nas
+    packet: Packet
+    state: bytes | None
+    mac: str | None  # Calling-Station-Id, normalised; None when it is not a MAC
+    key: Key
+    source: tuple[Any, ...]
+
+
 class RadiusServer:
     """`secret_of(name)`: a vault entry's bytes, or None when it is not set."""
 
@@ -98,12 +266,34 @@ class RadiusServer:
         inventory: Inventory,
         dictionary: Dictionary,
         secret_of: Callable[[str], bytes | None],
+        *,
+        store: Store | None = None,
+        admissions: AdmissionKeeper | None = None,
+        eap: EapTls | None = None,
     ) -> None:
+        """802.1X is served when `eap` is given, which needs `store` (the realm users) and
+        `admissions` (the sign-in); without, EAP requests are rejected."""
+        if eap is not None and (store is None or admissions is None):
+            raise ValueError("EAP needs the store and the admission keeper")
         self.config = config
         self.settings = config.radius
         self.inventory = inventory
         self.dictionary = dictionary
         self._secret_of = secret_of
+        self.eap = eap
+        self.admissions = admissions
+        self.passwords = PasswordChecker(store) if store is not None else None
+        self._conversations: ConversationTable[_EapSession] = ConversationTable(
+            self.settings.eap_sessions, self.settings.eap_timeout
+        )
+        self._conversations_lock = threading.Lock()
+        self._realm_names = frozenset(realm.name for realm in config.realms)
+        self.eap_realm = self.settings.eap_realm or (config.realms[0].name if config.realms else "")
+        # Password checks that need scrypt, when serving (None: inline, as in unit tests);
+        # their replies come back through _finished for the auth port's duplicate cache.
+        self._password_workers: Executor | None = None
+        self._finished: deque[tuple[Key, bytes | None, float, str]] = deque()
+        self._auth_send: Callable[[bytes, Any], Any] | None = None
         # One cache per port: each port's thread owns its own, so none is shared between
         # threads (the codes differ anyway, so no key could be in both).
         self._dedup_auth, self._dedup_acct = (
@@ -188,7 +378,23 @@ class RadiusServer:
     # --- one datagram ----------------------------------------------------------------------
 
     def handle_auth(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
+        if self._finished:
+            self._collect_finished()
         return self._handle(data, source, now, AUTH_CODES, self._authorize, self._dedup_auth)
+
+    def _collect_finished(self) -> None:
+        """On the auth thread: the replies workers sent, into the duplicate cache (which only
+        this thread touches), and their counts."""
+        while self._finished:
+            key, reply, at, stat = self._finished.popleft()
+            client = self._client_at(key[0])
+            if stat and client is not None:
+                self.per_client[client.name][stat] += 1
+            if reply is None:
+                self._dedup_auth.forget(key)
+                continue
+            self._dedup_auth.answer(key, reply, at)
+            self.counters["answered"] += 1
 
     def handle_accounting(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
         return self._handle(data, source, now, ACCOUNTING_CODES, self._account, self._dedup_acct)
@@ -199,7 +405,7 @@ class RadiusServer:
         source: tuple[Any, ...],
         now: float,
         codes: frozenset[Code],
-        process: Callable[[_Nas, Accepted, str, float], bytes | None],
+        process: Callable[[_Nas, Accepted, tuple[Any, ...], float, Key], bytes | _Later | None],
         dedup: DuplicateCache,
     ) -> bytes | None:
         counters = self.counters
@@ -227,12 +433,14 @@ class RadiusServer:
             self._drop(nas, result)
             return None
         try:
-            reply = process(nas, result, _unmapped(source[0]), now)
+            reply = process(nas, result, source, now, key)
         except RadiusError as exc:
             dedup.forget(key)
             self._drop(nas, Drop.MALFORMED, str(exc))
             return None
-        if reply is None:
+        if reply is _LATER:
+            return None  # a worker answers; the entry stays in progress until then
+        if not isinstance(reply, bytes):
             dedup.forget(key)
             return None
         dedup.answer(key, reply, now)
@@ -248,7 +456,9 @@ class RadiusServer:
                 extra={"client": nas.config.name, "reason": reason.value, "detail": detail},
             )
 
-    def _authorize(self, nas: _Nas, accepted: Accepted, address: str, now: float) -> bytes:
+    def _authorize(
+        self, nas: _Nas, accepted: Accepted, source: tuple[Any, ...], now: float, key: Key
+    ) -> bytes | _Later | None:
         packet = accepted.packet
         secret = nas.policy.secret
         stats = self.per_client[nas.config.name]
@@ -257,19 +467,33 @@ class RadiusServer:
             return auth.encode_reply(
                 Code.ACCESS_ACCEPT, packet.identifier, packet.authenticator, (), secret
             )
+        eap = packet.joined(EAP_MESSAGE)
+        if eap is not None:  # 802.1X; accept_request dropped it if it came without an MA
+            try:
+                return self._eap(nas, packet, eap, source, now, key)
+            except (RadiusError, trio.RunFinishedError):
+                raise
+            except Exception:
+                # A bug must cost one request, never the auth port's receive thread.
+                stats["dropped.eap-error"] += 1
+                log.exception("802.1X request failed", extra={"client": nas.config.name})
+                return None
         name, hidden = packet.first(USER_NAME), packet.first(USER_PASSWORD)
         mac = None
         if name is not None and hidden is not None:
             password = auth.reveal_password(hidden, secret, packet.authenticator)
             mac = mab_mac(name, password.rstrip(b"\0"))
         if mac is None:
-            # 802.1X (EAP) and user PAP are not served yet: a clear no, not silence.
+            # Plain user PAP is not served (users sign in with 802.1X or at the portal): a
+            # clear no, not silence.
             stats["rejected.not-mab"] += 1
             return auth.encode_reply(
                 Code.ACCESS_REJECT,
                 packet.identifier,
                 packet.authenticator,
-                self.dictionary.encode("Reply-Message", "only MAC authentication is served"),
+                self.dictionary.encode(
+                    "Reply-Message", "only MAC authentication and 802.1X (EAP) are served"
+                ),
                 secret,
             )
         endpoint = self.inventory.get(mac)
@@ -285,6 +509,242 @@ class RadiusServer:
             secret,
         )
 
+    # --- 802.1X (RFC 3579) --------------------------------------------------------------------
+
+    def _eap(
+        self, nas: _Nas, packet: Packet, eap: bytes, source: tuple[Any, ...], now: float, key: Key
+    ) -> bytes | _Later | None:
+        stats = self.per_client[nas.config.name]
+        request = _EapRequest(nas, packet, packet.first(STATE), _station_mac(packet), key, source)
+        if self.eap is None:
+            stats["rejected.eap-not-served"] += 1
+            return self._eap_reject(request, _failure_for(eap), "802.1X (EAP) is not served")
+        if request.state is None:
+            mtu = packet.first(FRAMED_MTU)
+            fragment = DEFAULT_FRAGMENT
+            if mtu is not None and len(mtu) == 4:
+                fragment = max(64, min(fragment, int.from_bytes(mtu, "big") - _EAP_OVERHEAD))
+            session = _EapSession(
+                EapConversation(self.eap.methods, self.eap.engine, fragment_size=fragment),
+                nas.config.name,
+            )
+            step = session.conversation.receive(eap)
+            if isinstance(step, Challenge):
+                state = secrets.token_bytes(16)
+                with self._conversations_lock:
+                    added = self._conversations.add(state, session, now)
+                if not added:
+                    stats["rejected.eap-busy"] += 1
+                    return self._eap_reject(
+                        request,
+                        _failure_for(eap),
+                        "too many 802.1X sign-ins under way: try again shortly",
+                    )
+                stats["eap.started"] += 1
+                request = _EapRequest(nas, packet, state, request.mac, key, source)
+            return self._eap_step(request, session, step, now)
+        with self._conversations_lock:
+            found = self._conversations.get(request.state, now)
+        if found is None or found.nas != nas.config.name:
+            stats["rejected.eap-unknown-state"] += 1
+            return self._eap_reject(
+                request, _failure_for(eap), "the 802.1X sign-in timed out: start again"
+            )
+        with found.lock:
+            step = found.conversation.receive(eap)
+        return self._eap_step(request, found, step, now)
+
+    def _eap_step(
+        self, request: _EapRequest, session: _EapSession, step: Step, now: float
+    ) -> bytes | _Later | None:
+        stats = self.per_client[request.nas.config.name]
+        if isinstance(step, Challenge):
+            assert request.state is not None
+            stats["eap.challenge"] += 1
+            packet = request.packet
+            return auth.encode_reply(
+                Code.ACCESS_CHALLENGE,
+                packet.identifier,
+                packet.authenticator,
+                [*split_value(EAP_MESSAGE, step.eap), (STATE, request.state)],
+                request.nas.policy.secret,
+            )
+        if isinstance(step, Discard):
+            stats["dropped.eap-discarded"] += 1
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("EAP message discarded", extra={"why": step.why})
+            return None
+        if isinstance(step, CheckPassword):
+            return self._check_password(request, session, step, now)
+        self._end(request)
+        if isinstance(step, Failure):
+            stats["rejected.eap"] += 1
+            self._log_failure(request, session, step.why)
+            return self._eap_reject(request, step.eap, "802.1X authentication failed")
+        reply, stat = self._eap_success(request, step, now)
+        stats[stat] += 1
+        return reply
+
+    def _end(self, request: _EapRequest) -> None:
+        if request.state is not None:
+            with self._conversations_lock:
+                self._conversations.remove(request.state)
+
+    def _check_password(
+        self, request: _EapRequest, session: _EapSession, step: CheckPassword, now: float
+    ) -> bytes | _Later:
+        assert self.passwords is not None
+        realm, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        keys = (f"user:{realm}/{user}", f"endpoint:{request.mac or request.nas.config.name}")
+        verdict = self.passwords.quick(realm, user, step.password, keys, now)
+        if verdict is None and self._password_workers is not None:
+            self._password_workers.submit(
+                self._check_later, request, session, realm, user, step.password, keys
+            )
+            return _LATER
+        if verdict is None:
+            verdict = self.passwords.verify(realm, user, step.password, keys, now)
+        reply, stat = self._password_result(request, session, verdict, now)
+        self.per_client[request.nas.config.name][stat] += 1
+        return reply
+
+    def _check_later(
+        self,
+        request: _EapRequest,
+        session: _EapSession,
+        realm: str,
+        user: str,
+        password: bytes,
+        keys: tuple[str, ...],
+    ) -> None:
+        """On a password worker: scrypt, the conversation's answer, and the reply sent from
+        here; the auth thread files it in its duplicate cache (_collect_finished)."""
+        assert self.passwords is not None
+        reply: bytes | None = None
+        stat = ""
+        try:
+            verdict = self.passwords.verify(realm, user, password, keys, time.time())
+            reply, stat = self._password_result(request, session, verdict, time.time())
+        except trio.RunFinishedError:
+            pass  # the daemon is stopping
+        except Exception:
+            log.exception("802.1X password check failed", extra={"realm": realm, "user": user})
+        self._finished.append((request.key, reply, time.time(), stat))
+        send = self._auth_send
+        if reply is not None and send is not None:
+            try:
+                send(reply, request.source)
+            except OSError:
+                self.counters["send-failed"] += 1
+
+    def _password_result(
+        self, request: _EapRequest, session: _EapSession, verdict: PasswordVerdict, now: float
+    ) -> tuple[bytes, str]:
+        with session.lock:
+            step = session.conversation.password_checked(verdict is PasswordVerdict.OK)
+        self._end(request)
+        if isinstance(step, Success):
+            return self._eap_success(request, step, now)
+        assert isinstance(step, Failure)
+        self._log_failure(request, session, step.why)
+        if verdict is PasswordVerdict.LOCKED:
+            why = "too many failed sign-ins: locked for a while"
+            return self._eap_reject(request, step.eap, why), "rejected.eap-locked"
+        why = "wrong user name or password"
+        return self._eap_reject(request, step.eap, why), "rejected.eap-password"
+
+    def _eap_success(self, request: _EapRequest, step: Success, now: float) -> tuple[bytes, str]:
+        """The authenticated user signs the endpoint in (Layer 2 only): its role's VLAN and
+        the MPPE keys in an Access-Accept, or a Reject when the sign-in is refused."""
+        assert self.admissions is not None
+        method = "eap-ttls" if step.method is EapType.TTLS else "eap-tls"
+        realm_name, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        realm = self.config.realm(realm_name)
+        mac = request.mac
+        if mac is None or realm is None:
+            why = "no Calling-Station-Id MAC" if mac is None else f"no realm {realm_name!r}"
+            self._log_failure(request, None, why, user=step.user)
+            failure = encode_eap(EapCode.FAILURE, step.eap[1])
+            return self._eap_reject(request, failure, "802.1X sign-in refused: " + why), (
+                "rejected.eap-sign-in"
+            )
+        if self.inventory.get(mac) is None:
+            self._on_loop(partial(self._learn, mac, now, None))
+        admissions = self.admissions
+        decision = self._on_loop(partial(admissions.sign_in_layer2, mac, realm, user))
+        if decision.outcome is AdmissionOutcome.DENIED or decision.role is None:
+            self._log_failure(request, None, decision.message, user=step.user)
+            failure = encode_eap(EapCode.FAILURE, step.eap[1])
+            return self._eap_reject(request, failure, decision.message or "sign-in refused"), (
+                "rejected.eap-sign-in"
+            )
+        log.info(
+            "802.1X sign-in",
+            extra={
+                "client": request.nas.config.name,
+                "method": method,
+                "realm": realm.name,
+                "user": user,
+                "mac": mac,
+                "role": decision.role,
+                "outcome": decision.outcome.value,
+            },
+        )
+        packet, secret = request.packet, request.nas.policy.secret
+        receive_key, send_key = mppe_keys(step.msk)
+        encode = self.dictionary.encode
+        body = encode_attributes(
+            [
+                *split_value(EAP_MESSAGE, step.eap),
+                *encode(
+                    "MS-MPPE-Recv-Key",
+                    receive_key,
+                    secret=secret,
+                    authenticator=packet.authenticator,
+                ),
+                *encode(
+                    "MS-MPPE-Send-Key", send_key, secret=secret, authenticator=packet.authenticator
+                ),
+            ]
+        )
+        body += self._role_reply(decision.role)
+        message = decision.message or f"signed in as {realm.name}/{user}: role {decision.role}"
+        body += encode_attributes([(USER_NAME, _clipped(step.user)), *self._reply_message(message)])
+        reply = auth.encode_signed_reply(
+            Code.ACCESS_ACCEPT, packet.identifier, packet.authenticator, body, secret
+        )
+        return reply, f"accepted.{method}"
+
+    def _eap_reject(self, request: _EapRequest, failure: bytes, message: str) -> bytes:
+        packet = request.packet
+        return auth.encode_reply(
+            Code.ACCESS_REJECT,
+            packet.identifier,
+            packet.authenticator,
+            [*split_value(EAP_MESSAGE, failure), *self._reply_message(message)],
+            request.nas.policy.secret,
+        )
+
+    def _reply_message(self, text: str) -> list[Attribute]:
+        return [(REPLY_MESSAGE, _clipped(text))]
+
+    def _log_failure(
+        self, request: _EapRequest, session: _EapSession | None, why: str, *, user: str = ""
+    ) -> None:
+        conversation = session.conversation if session is not None else None
+        method = conversation.method if conversation is not None else None
+        log.info(
+            "802.1X sign-in refused",
+            extra={
+                "client": request.nas.config.name,
+                "mac": request.mac,
+                "identity": conversation.identity if conversation is not None else None,
+                "method": method.name if method is not None else None,
+                "user": user,
+                "why": why,
+            },
+        )
+
     def _learn(self, mac: str, now: float, ip: str | None) -> Endpoint | None:
         """On the trio loop: the inventory learns `mac` (and `ip`) from RADIUS."""
         self.inventory.observe([Observation(ObservationSource.RADIUS, mac, now, ip=ip)])
@@ -294,7 +754,10 @@ class RadiusServer:
         with self._sessions_lock:
             return self.sessions.sessions()
 
-    def _account(self, nas: _Nas, accepted: Accepted, address: str, now: float) -> bytes:
+    def _account(
+        self, nas: _Nas, accepted: Accepted, source: tuple[Any, ...], now: float, _key: Key
+    ) -> bytes:
+        address = _unmapped(source[0])
         packet = accepted.packet
         stats = self.per_client[nas.config.name]
         decoded = self.dictionary.decode(packet)
@@ -354,6 +817,11 @@ class RadiusServer:
         self.inventory.add_role_listener(self.role_changed)
         stop = threading.Event()
         self._on_loop = lambda work: trio.from_thread.run_sync(work, trio_token=token)
+        self._auth_send = auth_sock.sendto
+        if self.eap is not None:
+            self._password_workers = ThreadPoolExecutor(
+                PASSWORD_WORKERS, thread_name_prefix="radius-password"
+            )
         try:
             async with trio.open_nursery() as nursery:
                 for sock, handle in (
@@ -376,6 +844,10 @@ class RadiusServer:
         finally:
             self._nursery = None
             stop.set()  # each thread closes its socket within STOP_POLL seconds
+            if self._password_workers is not None:
+                self._password_workers.shutdown(wait=False, cancel_futures=True)
+                self._password_workers = None
+            self._auth_send = None
             self._on_loop = _directly
 
     # --- Change-of-Authorization (RFC 5176) --------------------------------------------------
@@ -546,6 +1018,27 @@ class RadiusServer:
                 }
             )
         return out
+
+
+def _clipped(text: str) -> bytes:
+    """`text` in one attribute: cut at 253 octets, never inside a UTF-8 character."""
+    return text.encode("utf-8")[:MAX_VALUE].decode("utf-8", "ignore").encode("utf-8")
+
+
+def _station_mac(packet: Packet) -> str | None:
+    """The endpoint's MAC from Calling-Station-Id (RFC 3580 §3.20), in any common format."""
+    raw = packet.first(CALLING_STATION_ID)
+    if raw is None:
+        return None
+    try:
+        return parse_mac(raw.decode("ascii"))
+    except (UnicodeDecodeError, InvalidMac):
+        return None
+
+
+def _failure_for(eap: bytes) -> bytes:
+    """EAP-Failure for a message outside any conversation, with its identifier."""
+    return encode_eap(EapCode.FAILURE, eap[1] if len(eap) >= 2 else 0)
 
 
 def _unmapped(address: str) -> str:

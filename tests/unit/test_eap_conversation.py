@@ -131,9 +131,8 @@ class Pki:
     foreign_client: Issued
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    directory = tmp_path_factory.mktemp("eap-pki")
+def make_pki(directory: Path) -> Pki:
+    """A CA with the server's certificate and a client's; another CA with a client's."""
     ca = Authority(directory, "netaccess EAP test CA")
     stranger = Authority(directory, "some other CA")
     return Pki(
@@ -143,6 +142,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         ca.issue("laptop-7", email="alice@staff.test"),
         stranger.issue("laptop-8"),
     )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("eap-pki"))
 
 
 # --- the peer ---------------------------------------------------------------------------------
