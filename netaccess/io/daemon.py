@@ -29,6 +29,7 @@ from netaccess.io import sdnotify
 from netaccess.io.capture import Capture, interface_mac
 from netaccess.io.control_handlers import DATABASE_NAME, Appliance
 from netaccess.io.control_server import ControlServer, ControlSocketError, PeerPolicy
+from netaccess.io.eap_tls import EapTls, EapTlsUnavailable
 from netaccess.io.enforcer_link import EnforcerLink, EnforcerRefused
 from netaccess.io.http_server import (
     Handler,
@@ -101,7 +102,21 @@ async def run(config: ApplianceConfig) -> None:
                 dictionary = server_dictionary(config.radius.dictionary)
             except DictionaryError as exc:
                 raise StartupError(f"radius.dictionary: {exc}") from None
-            appliance.radius = RadiusServer(config, inventory, dictionary, appliance.vault.get)
+            # 802.1X's TLS server certificate is the portal's (and PT-TLS's).
+            certificate, key = _portal_certificate(config)
+            try:
+                eap = EapTls(certificate, key, config.radius.eap_tls_ca)
+            except EapTlsUnavailable as exc:
+                raise StartupError(f"radius: 802.1X (EAP) cannot run: {exc}") from None
+            appliance.radius = RadiusServer(
+                config,
+                inventory,
+                dictionary,
+                appliance.vault.get,
+                store=store,
+                admissions=appliance.admissions,
+                eap=eap,
+            )
         await appliance.feeds.load()
         tune_gc()
         log.info(
