@@ -98,7 +98,9 @@ class Agent:
         """Collect; report if posture changed or a report is due. True if it reported."""
         posture = _without_change(self._collector.collect())
         changed = self.reported is None or posture.fingerprint() != self.reported.fingerprint()
-        if not changed and self._clock() < self.next_report:
+        # After a failure the backoff holds even when a change signal comes (a ruleset that
+        # changes often must not turn into a connection attempt per change).
+        if (self.failures or not changed) and self._clock() < self.next_report:
             return False
         what = posture.changes_from(self.reported) if self.reported is not None else []
         note = ", ".join(what) if changes and what else ""

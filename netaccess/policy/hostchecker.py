@@ -1282,6 +1282,16 @@ _COMPLIANCE = {
 }
 
 
+def _fix_for(rule: Rule, result: RuleResult) -> Remediation:
+    """A failed rule's fix; for patch rules it names what is missing (the packages or
+    patches the user must install), since the configured text cannot know them."""
+    fix = rule.remediation
+    if isinstance(rule, PatchRule | PatchManagementRule) and result.seen:
+        instructions = f"{fix.instructions} ({result.seen})" if fix.instructions else result.seen
+        return Remediation(instructions, fix.link, fix.action)
+    return fix
+
+
 def evaluate(
     policy: Policy, facts: PostureFacts, feed: PatchCatalog | None, now: datetime
 ) -> HostCheckerVerdict:
@@ -1304,7 +1314,7 @@ def evaluate(
     truth = _every(results.values()) if require is None else _truth(require, results)
     # The results are in the order of the rules (their names are unique).
     remediation = tuple(
-        (rule.name, rule.remediation)
+        (rule.name, _fix_for(rule, result))
         for rule, result in zip(policy.rules, results.values(), strict=True)
         if result.outcome is _FALSE
         and (rule.remediation.instructions or rule.remediation.link or rule.remediation.action)

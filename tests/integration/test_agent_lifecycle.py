@@ -5,9 +5,12 @@ the kernel enforces (curl to upstream, and a held connection cut on demotion).""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -329,3 +332,155 @@ def test_an_endpoint_heard_only_at_layer_2_gets_remediation_then_quarantine_over
     shown = cli_json(base, "endpoints", "show", MAC)
     assert shown["layer2_only"] is False and shown["instructions"] is None
     assert PORTAL_PAGE in curl(lab, 1, "http://detectportal.firefox.com/").stdout
+
+
+PATCH_POLICY = """
+[[policies]]
+name = "linux-patched"
+platform = "linux"
+
+[[policies.rules]]
+name = "security-updates"
+type = "patch"
+products = ["*"]
+instructions = "Install the security updates"
+action = "trigger_patch_manager"
+"""
+PATCH_REALM = 'policies = ["linux-patched"]\nremediation_role = "remediation"\n'
+
+# Stands in for apt: "upgrades" PACKAGE to VERSION in the dpkg status file the agent reads
+# (a private copy bind-mounted over /var/lib/dpkg for the agent only), replacing the file by
+# rename as dpkg does, and leaves a mark that it ran.
+FAKE_APT = """#!/bin/sh
+set -e
+echo "$0 ran" >> "{marker}"
+exec {python} - <<'PY'
+import os, re
+path = "/var/lib/dpkg/status"
+text = open(path).read()
+stanza = re.compile(r"(Package: {package}\\n(?:[^\\n]+\\n)*?Version: )[^\\n]+")
+open(path + "-new", "w").write(stanza.sub(lambda m: m[1] + "{version}", text, count=1))
+os.replace(path + "-new", path)
+PY
+"""
+
+
+def installed_version(package: str) -> str:
+    done = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", package],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def feed_for(package: str, version: str) -> dict[str, Any]:
+    """A feed in which the security archive has `package` at `version`."""
+    return {
+        "format": "netaccess-patch-feed/1",
+        "version": 2026120701,
+        "issued": "2026-12-07T00:00:00Z",
+        "expires": "2099-01-01T00:00:00Z",
+        "source": "a test feed: one package made outdated",
+        "products": [
+            {
+                "id": f"debian-12/{package}",
+                "vendor": "Debian",
+                "name": package,
+                "platform": "linux",
+                "os": "Debian 12",
+                "latest_version": version,
+            }
+        ],
+        "patches": [
+            {
+                "id": f"debian-12/{package}/{version}",
+                "product": f"debian-12/{package}",
+                "severity": "important",
+                "released": "2026-11-01",
+                "fixed_version": version,
+                "superseded_by": None,
+            }
+        ],
+    }
+
+
+def test_a_missing_patch_sends_the_endpoint_to_remediation_and_the_patch_manager_fixes_it(
+    lab_factory: Any,
+) -> None:
+    from tests.unit.test_feed import KEY, encode, public_raw, sign
+
+    package = "bash"
+    newer = installed_version(package) + "+nadeb1"
+    lab = lab_factory(endpoints=1)
+    base = lab.workdir / "appliance"
+    trusted = json.dumps([base64.b64encode(public_raw(KEY)).decode()])
+    lab.up(
+        config=write_config(
+            base, PATCH_POLICY + f"\n[patch_feed]\ntrusted_keys = {trusted}\n", PATCH_REALM
+        )
+    )
+    lab.wait_for_leases(30)
+    data = encode(feed_for(package, newer))
+    feed = lab.workdir / "feed.json"
+    feed.write_bytes(data)
+    (lab.workdir / "feed.json.sig").write_bytes(sign(KEY, data))
+    for path in (feed, lab.workdir / "feed.json.sig"):
+        path.chmod(0o644)
+    cli(base, "patches", "import", str(feed))
+
+    # The agent's own view of dpkg: a copy of the status file, over /var/lib/dpkg for the
+    # agent's mount namespace only; the stand-in for apt edits that copy.
+    dpkg = lab.workdir / "dpkg"
+    (dpkg / "updates").mkdir(parents=True)
+    shutil.copy("/var/lib/dpkg/status", dpkg / "status")
+    marker = lab.workdir / "patch-manager-ran"
+    fake_apt = lab.workdir / "fake-apt"
+    fake_apt.write_text(
+        FAKE_APT.format(marker=marker, python=sys.executable, package=package, version=newer)
+    )
+    fake_apt.chmod(0o755)
+    actions = lab.workdir / "agent.toml"
+    actions.write_text(f'[actions]\ntrigger_patch_manager = ["{fake_apt}"]\n')
+    build = build_agent(lab, "1.0.0", lab.workdir / "signing.pem", new_key=True)
+
+    add_user(lab, "alice", PASSWORD)
+    sign_in(lab, 1, "alice", PASSWORD)
+    log = open(lab.workdir / "agent.log", "ab")  # noqa: SIM115 - closed below
+    agent = subprocess.Popen(
+        [
+            *("ip", "netns", "exec", lab.endpoint_ns(1), "sh", "-c"),
+            'mount --bind "$0" /var/lib/dpkg && exec "$@"',
+            str(dpkg),
+            str(lab.repo / ".venv" / "bin" / "python"),
+            str(build),
+            *("--interval", "60", "--config", str(actions)),
+            *("--status-file", str(lab.workdir / "agent-status.json")),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    try:
+        # First report: bash is older than the feed's: remediation, the package named.
+        deadline = time.monotonic() + 30
+        while True:
+            admission = cli_json(base, "endpoints", "show", MAC)["admission"]
+            if admission is not None and admission["trigger"] == "posture report":
+                break
+            assert time.monotonic() < deadline, agent_log(lab)
+            time.sleep(0.2)
+        assert admission["outcome"] == "remediation", admission
+        fix = admission["remediation"][0]
+        assert fix["rule"] == "security-updates" and fix["action"] == "trigger_patch_manager"
+        assert f"{package} {installed_version(package)} < {newer}" in fix["instructions"]
+        # The agent ran the patch manager (the stand-in), then reported again: readmitted.
+        wait_for_role(lab, "full", 30)
+        assert marker.read_text().count("ran") == 1
+        assert "action trigger_patch_manager: done" in agent_log(lab)
+    finally:
+        agent.kill()
+        agent.wait()
+    # The host's own dpkg status is untouched.
+    assert installed_version(package) != newer

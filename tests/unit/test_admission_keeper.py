@@ -305,4 +305,6 @@ async def test_a_feed_that_makes_an_installed_package_outdated_demotes_on_arriva
     standing = admissions.standing(MAC)
     assert standing is not None and standing.trigger is Trigger.FEED
     assert [(f.rule, f.outcome) for f in standing.failed] == [("patched", "fail")]
-    assert standing.remediation[0][2].instructions == "Run apt upgrade."
+    assert standing.remediation[0][2].instructions == (
+        "Run apt upgrade. (missing: openssl 3.0.15-1~deb12u1 < 3.0.17-1~deb12u2)"
+    )
