@@ -26,6 +26,11 @@ Type Name             Value layout
                       S8 version S16 download path on the portal
 10   Remediation      (appliance to agent) Count(16), per failed rule: S8 action ("" for none)
                       S8 policy S8 rule S16 instructions S16 link
+11   DeviceSecurity   (agent to appliance, mobiles) Known(8) Set(8), both with the bits 0x80
+                      a screen-lock passcode is set, 0x40 compromised (jailbroken, rooted,
+                      bootloader unlocked or boot not verified), 0x20 storage encrypted,
+                      0x10 debugging on (USB debugging, developer mode); a Set bit counts
+                      only where Known has it, elsewhere the fact is unknown
 ==== ================ =========================================================================
 
 Certificates travel as fingerprints, not DER, so an entry stays near 150 bytes. Severity:
@@ -83,6 +88,7 @@ class NetaccessAttributeType(enum.IntEnum):
     AGENT_INFO = 8
     AGENT_UPDATE = 9
     REMEDIATION = 10
+    DEVICE_SECURITY = 11
 
 
 class PatchSeverity(enum.IntEnum):
@@ -273,6 +279,17 @@ class Certificates(PaAttribute):
     """Type 7: certificates found in the endpoint's stores."""
 
     certificates: tuple[Certificate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSecurity(PaAttribute):
+    """Type 11: what a phone or tablet says of its own integrity; None where the collector
+    cannot tell (an iOS device's MDM knows the passcode, not whether it is jailbroken)."""
+
+    passcode: bool | None
+    compromised: bool | None
+    encrypted: bool | None
+    debugging: bool | None
 
 
 # --- field helpers ----------------------------------------------------------------------------
@@ -534,6 +551,27 @@ def push_remediation(attribute: Remediation) -> bytes:
     return writer.data()
 
 
+_DEVICE_FLAGS = (0x80, 0x40, 0x20, 0x10)  # passcode, compromised, encrypted, debugging
+
+
+def pull_device_security(value: bytes) -> DeviceSecurity:
+    with value_buffer(value) as buf:
+        known = buf.pull_uint8("device facts known")
+        flags = buf.pull_uint8("device facts set")
+        facts = [bool(flags & bit) if known & bit else None for bit in _DEVICE_FLAGS]
+        return DeviceSecurity(*facts)
+
+
+def push_device_security(attribute: DeviceSecurity) -> bytes:
+    facts = (attribute.passcode, attribute.compromised, attribute.encrypted, attribute.debugging)
+    known = sum(bit for bit, fact in zip(_DEVICE_FLAGS, facts, strict=True) if fact is not None)
+    flags = sum(bit for bit, fact in zip(_DEVICE_FLAGS, facts, strict=True) if fact)
+    writer = Writer()
+    writer.push_uint8(known)
+    writer.push_uint8(flags)
+    return writer.data()
+
+
 register_attribute(
     AttributeKey(NETACCESS_PEN, NetaccessAttributeType.AGENT_INFO),
     AgentInfo,
@@ -593,4 +631,10 @@ register_attribute(
     Certificates,
     pull_certificates,
     push_certificates,
+)
+register_attribute(
+    AttributeKey(NETACCESS_PEN, NetaccessAttributeType.DEVICE_SECURITY),
+    DeviceSecurity,
+    pull_device_security,
+    push_device_security,
 )
