@@ -292,7 +292,7 @@ class RadiusServer:
         # Password checks that need scrypt, when serving (None: inline, as in unit tests);
         # their replies come back through _finished for the auth port's duplicate cache.
         self._password_workers: Executor | None = None
-        self._finished: deque[tuple[Key, bytes | None, float, str]] = deque()
+        self._finished: deque[tuple[Key, bytes | None, float]] = deque()
         self._auth_send: Callable[[bytes, Any], Any] | None = None
         # One cache per port: each port's thread owns its own, so none is shared between
         # threads (the codes differ anyway, so no key could be in both).
@@ -384,17 +384,13 @@ class RadiusServer:
 
     def _collect_finished(self) -> None:
         """On the auth thread: the replies workers sent, into the duplicate cache (which only
-        this thread touches), and their counts."""
+        this thread touches)."""
         while self._finished:
-            key, reply, at, stat = self._finished.popleft()
-            client = self._client_at(key[0])
-            if stat and client is not None:
-                self.per_client[client.name][stat] += 1
+            key, reply, at = self._finished.popleft()
             if reply is None:
                 self._dedup_auth.forget(key)
-                continue
-            self._dedup_auth.answer(key, reply, at)
-            self.counters["answered"] += 1
+            else:
+                self._dedup_auth.answer(key, reply, at)
 
     def handle_accounting(self, data: bytes, source: tuple[Any, ...], now: float) -> bytes | None:
         return self._handle(data, source, now, ACCOUNTING_CODES, self._account, self._dedup_acct)
@@ -629,9 +625,14 @@ class RadiusServer:
             pass  # the daemon is stopping
         except Exception:
             log.exception("802.1X password check failed", extra={"realm": realm, "user": user})
-        self._finished.append((request.key, reply, time.time(), stat))
+        self._finished.append((request.key, reply, time.time()))
+        # Counted here, at once, as the accounting thread counts beside the auth one (the
+        # counters are views; the GIL makes each increment all but atomic).
+        if stat:
+            self.per_client[request.nas.config.name][stat] += 1
         send = self._auth_send
         if reply is not None and send is not None:
+            self.counters["answered"] += 1
             try:
                 send(reply, request.source)
             except OSError:
