@@ -303,12 +303,26 @@ def _prerouting_chains(spec: RulesetSpec, roles: tuple[Role, ...]) -> list[str]:
         "\t}",
         f"\tchain {NAT_FROM_ACCESS_CHAIN} {{",
     ]
+    exempting = [role for role in roles if role.captive and role.allow]
     for role in roles:
-        verdict = f"goto {CAPTIVE_HTTP_CHAIN}" if role.captive else "return"
+        if not role.captive:
+            verdict = "return"
+        elif role.allow:
+            verdict = f"goto {nat_chain(role.name)}"
+        else:
+            verdict = f"goto {CAPTIVE_HTTP_CHAIN}"
         lines += [f"\t\t{match} {verdict}" for match in _membership_matches(role.name)]
+    lines += [f"\t\tgoto {CAPTIVE_HTTP_CHAIN}", "\t}"]
+    for role in exempting:
+        # A captive role's allowed destinations (remediation servers on port 80, say) are
+        # reached as they are, not redirected to the portal.
+        lines.append(f"\tchain {nat_chain(role.name)} {{")
+        lines += [
+            f"\t\t{_allow_rule(destination).removesuffix(' accept')} return"
+            for destination in role.allow
+        ]
+        lines += [f"\t\tgoto {CAPTIVE_HTTP_CHAIN}", "\t}"]
     lines += [
-        f"\t\tgoto {CAPTIVE_HTTP_CHAIN}",
-        "\t}",
         f"\tchain {CAPTIVE_HTTP_CHAIN} {{",
         # Plain HTTP to anywhere but the appliance lands on the portal listener.
         f"\t\ttcp dport {CAPTIVE_HTTP_PORT} fib daddr type != local"
@@ -316,6 +330,11 @@ def _prerouting_chains(spec: RulesetSpec, roles: tuple[Role, ...]) -> list[str]:
         "\t}",
     ]
     return lines
+
+
+def nat_chain(role_name: str) -> str:
+    """The NAT chain of a captive role with allowed destinations: nat_role_<name>."""
+    return f"nat_{set_names(role_name).chain}"
 
 
 def _membership_matches(role_name: str) -> tuple[str, str, str]:

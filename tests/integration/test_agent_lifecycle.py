@@ -28,6 +28,8 @@ from tests.integration.test_enforcement import (
     stream_server,
 )
 from tests.integration.test_portal import PASSWORD, add_user, https, sign_in
+from tools.labnet.addressing import REMEDIATION_IP
+from tools.labnet.services import REMEDIATION_PAGE
 
 pytestmark = pytest.mark.integration
 
@@ -219,7 +221,12 @@ def test_download_posture_sign_in_demotion_on_a_firewall_change_and_readmission(
     told = json.loads((lab.workdir / "agent-status.json").read_text())
     assert any("linux-desktop/firewall: Turn the firewall on" in f for f in told["fixes"]), told
     assert "local change: firewall" in agent_log(lab)
+    # In remediation it reaches the remediation server and the agent download, nothing else.
     assert UPSTREAM_PAGE not in curl(lab, 1, f"http://{WEB}/").stdout
+    assert REMEDIATION_PAGE in curl(lab, 1, f"http://{REMEDIATION_IP}/").stdout
+    status, _ = https(lab, 1, published["url"], "-o", str(lab.workdir / "again.pyz"))
+    assert status == 200
+    assert REMEDIATION_PAGE not in curl(lab, 1, f"http://{REMEDIATION_IP}:8080/").stdout
 
     set_firewall(lab, on=True)  # fixed: readmitted on the agent's next report
     wait_for_role(lab, "full", 5)

@@ -24,6 +24,7 @@ from netaccess.enforce import (
     render_ruleset,
     set_names,
 )
+from netaccess.enforce.ruleset import _allow_rule
 from netaccess.policy.roles import (
     QUARANTINE,
     REMEDIATION,
@@ -292,10 +293,24 @@ def test_captive_roles_are_redirected_and_non_captive_roles_return() -> None:
     rules = chains(render_ruleset(spec()))["nat_from_access"]
     for role in dispatch_order(spec().roles):
         names = set_names(role.name)
-        verdict = "goto captive_http" if role.captive else "return"
+        if not role.captive:
+            verdict = "return"
+        elif role.allow:
+            verdict = f"goto nat_{names.chain}"
+        else:
+            verdict = "goto captive_http"
         for match in (f"ether saddr @{names.mac}", f"ip saddr @{names.ipv4}"):
             assert f"{match} {verdict}" in rules
     assert rules[-1] == "goto captive_http"
+
+
+def test_a_captive_roles_allowed_destinations_are_not_redirected() -> None:
+    # The remediation role may reach its remediation servers on port 80: those flows skip
+    # the portal redirect; every other HTTP flow of the role is still redirected.
+    rules = chains(render_ruleset(spec()))[f"nat_{set_names(REMEDIATION).chain}"]
+    allowed = _allow_rule(REMEDIATION_SERVERS).removesuffix(" accept")
+    assert rules == [f"{allowed} return", "goto captive_http"]
+    assert "nat_role_quarantine" not in chains(render_ruleset(spec()))
 
 
 def test_redirect_lands_on_the_portal_listener() -> None:
