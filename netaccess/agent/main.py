@@ -35,7 +35,7 @@ from pathlib import Path
 from netaccess.agent.client import Answer, Endpoint, report, tls_context
 from netaccess.agent.collect import NEA_CLIENT, Collector, Posture, Run, run_command
 from netaccess.agent.conversation import Credentials, PostureClientError
-from netaccess.agent.remediate import LINUX_ACTIONS, describe, run_actions
+from netaccess.agent.remediate import DEFAULT_ACTIONS, describe, run_actions
 from netaccess.agent.update import (
     BUILD_INFO,
     MAX_BUILD,
@@ -314,10 +314,11 @@ def parse_arguments(argv: Sequence[str], built: Mapping[str, str]) -> argparse.N
     return arguments
 
 
-def allowed_actions(config: Path | None) -> dict[str, tuple[str, ...]]:
-    """The endpoint's allowed actions: the [actions] table of `config`, else the defaults."""
+def allowed_actions(config: Path | None, platform: str = "linux") -> dict[str, tuple[str, ...]]:
+    """The endpoint's allowed actions: the [actions] table of `config`, else the platform's
+    defaults (none for a platform without them)."""
     if config is None:
-        return dict(LINUX_ACTIONS)
+        return dict(DEFAULT_ACTIONS.get(platform, {}))
     try:
         table = tomllib.loads(config.read_text(encoding="utf-8")).get("actions", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -361,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         platform=built.get("platform", "linux"),
         interval=arguments.interval,
         status_file=arguments.status_file,
-        actions=allowed_actions(arguments.config),
+        actions=allowed_actions(arguments.config, built.get("platform", "linux")),
         update_key=bytes.fromhex(key) if key else None,
         archive=archive,
     )

@@ -5,7 +5,11 @@ allows, each once, then the agent reports again.
 Actions are commands the endpoint's owner configured (argv, no shell): the appliance names
 an action, it never sends a command. Linux defaults: unattended-upgrade for
 trigger_patch_manager, systemctl for ClamAV's daemon, freshclam for signatures; nothing
-for enable_firewall (how a site turns its firewall on is its own choice).
+for enable_firewall (how a site turns its firewall on is its own choice). Windows defaults:
+the Configuration Manager (SCCM) client's update schedules through WMI for
+trigger_patch_manager (SMS_Client.TriggerSchedule: the software updates scan, then the
+deployment evaluation), Windows Firewall on for every profile, and Defender's signature
+update and real-time protection.
 """
 
 from __future__ import annotations
@@ -20,6 +24,32 @@ LINUX_ACTIONS: dict[str, tuple[str, ...]] = {
     "trigger_patch_manager": ("unattended-upgrade",),
     "start_antivirus": ("systemctl", "start", "clamav-daemon"),
     "update_signatures": ("freshclam",),
+}
+
+# SMS_Client schedule ids: 113 is the Software Updates Scan Cycle, 108 the Software Updates
+# Assignments Evaluation Cycle (Configuration Manager's client schedule list).
+_SCCM_SCHEDULES = (
+    "{00000000-0000-0000-0000-000000000113}",
+    "{00000000-0000-0000-0000-000000000108}",
+)
+_POWERSHELL = ("powershell.exe", "-NoProfile", "-NonInteractive", "-Command")
+WINDOWS_ACTIONS: dict[str, tuple[str, ...]] = {
+    "trigger_patch_manager": (
+        *_POWERSHELL,
+        "; ".join(
+            "Invoke-CimMethod -Namespace root/ccm -ClassName SMS_Client -MethodName"
+            f" TriggerSchedule -Arguments @{{sScheduleID='{schedule}'}} | Out-Null"
+            for schedule in _SCCM_SCHEDULES
+        ),
+    ),
+    "enable_firewall": (*_POWERSHELL, "Set-NetFirewallProfile -All -Enabled True"),
+    "start_antivirus": (*_POWERSHELL, "Set-MpPreference -DisableRealtimeMonitoring $false"),
+    "update_signatures": (*_POWERSHELL, "Update-MpSignature"),
+}
+
+DEFAULT_ACTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "linux": LINUX_ACTIONS,
+    "windows": WINDOWS_ACTIONS,
 }
 
 

@@ -50,3 +50,18 @@ def test_an_action_that_cannot_run_is_reported_not_raised() -> None:
         Remediation((FIXES.steps[0],)), {"trigger_patch_manager": ["nope"]}, run
     )
     assert (result.status, result.message) == (None, "nope is not installed")
+
+
+def test_windows_defaults_trigger_the_sccm_client_schedules_and_the_firewall() -> None:
+    from netaccess.agent.main import allowed_actions
+    from netaccess.agent.remediate import WINDOWS_ACTIONS
+
+    actions = allowed_actions(None, "windows")
+    assert actions == WINDOWS_ACTIONS
+    script = actions["trigger_patch_manager"][-1]
+    assert actions["trigger_patch_manager"][0] == "powershell.exe"
+    # the updates scan, then the deployment evaluation, through WMI's SMS_Client
+    assert script.index("000000000113") < script.index("000000000108")
+    assert script.count("-ClassName SMS_Client -MethodName TriggerSchedule") == 2
+    assert actions["enable_firewall"][-1] == "Set-NetFirewallProfile -All -Enabled True"
+    assert allowed_actions(None, "ios") == {}
