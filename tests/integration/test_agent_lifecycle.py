@@ -27,30 +27,13 @@ from tests.integration.test_enforcement import (
     stream_client,
     stream_server,
 )
+from tests.integration.test_hostchecker_signin import POLICY, REALM  # os and firewall rules
 from tests.integration.test_portal import PASSWORD, add_user, https, sign_in
 from tools.labnet.addressing import REMEDIATION_IP
 from tools.labnet.services import REMEDIATION_PAGE
 
 pytestmark = pytest.mark.integration
 
-POLICY = """
-[[policies]]
-name = "linux-desktop"
-platform = "linux"
-
-[[policies.rules]]
-name = "os"
-type = "os"
-os = "Debian"
-min_version = "12"
-
-[[policies.rules]]
-name = "firewall"
-type = "firewall"
-instructions = "Turn the firewall on"
-link = "https://remediation.corp.test/firewall"
-"""
-REALM = 'policies = ["linux-desktop"]\nremediation_role = "remediation"\n'
 MAC = "02:4e:41:00:00:01"
 
 # The endpoint's own firewall: input dropped except its replies, DHCP and loopback.
@@ -213,13 +196,14 @@ def test_download_posture_sign_in_demotion_on_a_firewall_change_and_readmission(
     shown = cli_json(base, "endpoints", "show", MAC)
     admission = shown["admission"]
     assert admission["trigger"] == "posture report"
-    assert {"policy": "linux-desktop", "rule": "firewall", "outcome": "fail"} in admission["failed"]
+    failed = {"policy": "linux-firewall", "rule": "firewall", "outcome": "fail"}
+    assert failed in admission["failed"]
     assert admission["remediation"][0]["instructions"] == "Turn the firewall on"
     status, page = https(lab, 1, "/status")
     assert status == 200 and "Turn the firewall on" in page
     # The agent was told the fix too, and said what changed in its report.
     told = json.loads((lab.workdir / "agent-status.json").read_text())
-    assert any("linux-desktop/firewall: Turn the firewall on" in f for f in told["fixes"]), told
+    assert any("linux-firewall/firewall: Turn the firewall on" in f for f in told["fixes"]), told
     assert "local change: firewall" in agent_log(lab)
     # In remediation it reaches the remediation server and the agent download, nothing else.
     assert UPSTREAM_PAGE not in curl(lab, 1, f"http://{WEB}/").stdout
