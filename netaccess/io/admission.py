@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import trio
@@ -119,22 +120,41 @@ class AdmissionKeeper:
         )
         return decision
 
-    def sign_in_layer2(self, mac: str, realm: Realm, user: str) -> Decision:
+    def sign_in_layer2(
+        self,
+        mac: str,
+        realm: Realm,
+        user: str,
+        *,
+        on_loop: Callable[[Callable[[], Any]], Any] | None = None,
+    ) -> Decision:
         """Decide at an 802.1X sign-in. The endpoint reaches us over Layer 2 only, so it
         cannot fetch the agent (DESIGN.md §4): with a usable posture report for it (its agent
         reported earlier, over Layer 3) this is sign_in; without one it gets the remediation
-        role with LAYER2_INSTRUCTIONS, and no standing (there is no report to judge again)."""
+        role with LAYER2_INSTRUCTIONS, and no standing (there is no report to judge again).
+
+        Called on the event loop; or from another thread (the RADIUS server's) with
+        `on_loop`, which runs a callable on the loop and returns its result: the store is read
+        on the calling thread and only what changes state goes to the loop, so the common
+        re-authentication of an endpoint already in remediation never waits for it."""
+        run: Callable[[Callable[[], Any]], Any] = on_loop or (lambda work: work())
         now = self._clock()
         report = self._store.latest_posture_report(mac)
         who = f"{realm.name}/{user}"
         if report is None or not report_usable(report.finished_at, now, realm.reuse_result_for):
-            self._inventory.set_role(
-                mac,
-                REMEDIATION_ROLE,
-                at=now,
-                reason=f"802.1X sign-in by {who} over Layer 2 only: no posture report to judge",
-                by=f"802.1x:{who}",
-            )
+            endpoint = self._inventory.get(mac)
+            if endpoint is None or endpoint.role != REMEDIATION_ROLE:
+                run(
+                    partial(
+                        self._inventory.set_role,
+                        mac,
+                        REMEDIATION_ROLE,
+                        at=now,
+                        reason=f"802.1X sign-in by {who} over Layer 2 only: no posture report "
+                        "to judge",
+                        by=f"802.1x:{who}",
+                    )
+                )
             return Decision(
                 Outcome.REMEDIATION,
                 REMEDIATION_ROLE,
@@ -142,21 +162,26 @@ class AdmissionKeeper:
                 message=LAYER2_INSTRUCTIONS,
             )
         groups = self._store.user_groups(realm.name, user)
-        decision, standing = self._judged(
-            None, mac, realm, user, groups, None, report, now, Trigger.SIGN_IN
-        )
-        if decision.outcome is Outcome.DENIED or decision.role is None:
+
+        def judge_and_apply() -> Decision:  # standings and roles are the loop's
+            decision, standing = self._judged(
+                None, mac, realm, user, groups, None, report, now, Trigger.SIGN_IN
+            )
+            if decision.outcome is Outcome.DENIED or decision.role is None:
+                return decision
+            self._standings[mac] = standing
+            self._save([standing])
+            self._schedule(standing)
+            self._inventory.set_role(
+                mac,
+                decision.role,
+                at=now,
+                reason=f"802.1X sign-in by {who}; " + change_reason(Trigger.SIGN_IN, standing),
+                by=f"802.1x:{who}",
+            )
             return decision
-        self._standings[mac] = standing
-        self._save([standing])
-        self._schedule(standing)
-        self._inventory.set_role(
-            mac,
-            decision.role,
-            at=now,
-            reason=f"802.1X sign-in by {who}; " + change_reason(Trigger.SIGN_IN, standing),
-            by=f"802.1x:{who}",
-        )
+
+        decision: Decision = run(judge_and_apply)
         return decision
 
     def on_report(self, report: PostureReport) -> None:

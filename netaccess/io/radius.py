@@ -671,8 +671,8 @@ class RadiusServer:
             )
         if self.inventory.get(mac) is None:
             self._on_loop(partial(self._learn, mac, now, None))
-        admissions = self.admissions
-        decision = self._on_loop(partial(admissions.sign_in_layer2, mac, realm, user))
+        # The keeper reads the store here and sends only what changes to the loop.
+        decision = self.admissions.sign_in_layer2(mac, realm, user, on_loop=self._on_loop)
         if decision.outcome is AdmissionOutcome.DENIED or decision.role is None:
             self._log_failure(request, None, decision.message, user=step.user)
             failure = encode_eap(EapCode.FAILURE, step.eap[1])

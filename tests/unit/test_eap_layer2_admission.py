@@ -4,7 +4,7 @@ the remediation role and the instructions to retry over Layer 3, and no standing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -83,3 +83,21 @@ async def test_a_report_past_the_realms_lease_does_not_count(store: Store) -> No
     assert leased is not None and leased.reuse_result_for == 3600
     decision = admissions.sign_in_layer2(MAC, leased, "ann")
     assert decision.message == LAYER2_INSTRUCTIONS
+
+
+async def test_from_another_thread_only_changes_go_to_the_loop(store: Store) -> None:
+    clock = Clock()
+    admissions = keeper(store, clock)
+    sent: list[object] = []
+
+    def on_loop(work: Callable[[], object]) -> object:
+        sent.append(work)
+        return work()
+
+    first = admissions.sign_in_layer2(MAC, staff(admissions), "ann", on_loop=on_loop)
+    assert first.message == LAYER2_INSTRUCTIONS and len(sent) == 1  # the role changed
+    again = admissions.sign_in_layer2(MAC, staff(admissions), "ann", on_loop=on_loop)
+    assert again == first and len(sent) == 1  # already in remediation: nothing to do
+    store.add_posture_reports([report(clock.now - 5)])
+    judged = admissions.sign_in_layer2(MAC, staff(admissions), "ann", on_loop=on_loop)
+    assert judged.role == "full" and len(sent) == 2  # judged and applied on the loop

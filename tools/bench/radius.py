@@ -1,16 +1,29 @@
 #!/usr/bin/env python3
-"""The race: netaccess's RADIUS server against FreeRADIUS 3.2.1 on MAB, on loopback.
+"""The race: netaccess's RADIUS server against FreeRADIUS 3.2.1 on MAB and EAP-TTLS/PAP,
+on loopback.
 
 FreeRADIUS (Debian's freeradius package) runs from a config generated in a temporary
 directory: loopback only, one client with require_message_authenticator = yes, and a users
-file with an entry per MAB MAC returning the VLAN attributes (PAP checks the password).
-netaccess runs its RadiusServer (tools/bench/radius_peers/ours.py: the object netaccessd
-runs, with its own inventory), its NAS client requiring the MA too, answering the
-quarantine VLAN. The same `radclient -q -s -c 50 -p 64 -f <1000 distinct MAB requests>`
-runs against each, alternating, `--rounds` times each; req/s is accepted replies over the
-wall time of the radclient run. Prints one JSON line.
+file with an entry per MAB MAC returning the VLAN attributes (PAP checks the password), plus
+the EAP user's Cleartext-Password; its eap module runs EAP-TTLS (TLS 1.2, PAP inside, in an
+inner-tunnel server) with the certificate both servers share. netaccess runs its
+RadiusServer (tools/bench/radius_peers/ours.py: the object netaccessd runs, with its own
+inventory), its NAS client requiring the MA too, answering the quarantine VLAN, and EAP-TTLS
+with the same certificate and the user's scrypt hash in its store.
 
-EAP-TTLS handshakes are not raced: netaccess does not serve EAP yet (issue 8's 802.1X part).
+MAB: the same `radclient -q -s -c 50 -p 64 -f <1000 distinct MAB requests>` runs against
+each, alternating, `--rounds` times each; req/s is accepted replies over the wall time of
+the radclient run.
+
+EAP-TTLS/PAP: `--eap-handshakes` whole eapol_test runs (each a new process: Identity, the
+TLS handshake, the inner PAP, Accept with MPPE keys that eapol_test checks), `--eap-parallel`
+at a time, against each server, alternating, `--rounds` times each, each round bounded by
+`--eap-seconds` too; handshakes/s is successful runs over the round's wall time. Each run
+is one of `--eap-handshakes` endpoints (its Calling-Station-Id); a first round, reported
+apart, signs each in for the first time (netaccess learns the endpoint and moves it to
+remediation), the timed rounds re-authenticate them, as on a network in service.
+
+Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +63,8 @@ note = notes(NAME)
 PEERS = Path(__file__).resolve().parent / "radius_peers"
 SECRET = "race-secret-0123456789"
 VLAN = "999"  # netaccess's quarantine VLAN, what a new MAC gets from it
+EAP_REALM, EAP_USER, EAP_PASSWORD = "staff", "racer", "race-password-0123"
+EAPOL_TIMEOUT = 30  # seconds eapol_test may take for one authentication
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 300.0
 SUMMARY = re.compile(r"^\s*(Accepted|Rejected|Lost|Passed filter|Failed filter)\s*:\s*(\d+)", re.M)
@@ -79,7 +95,9 @@ def requests_file(path: Path, addresses: list[str]) -> None:
     path.write_text("\n".join(blocks))
 
 
-def freeradius_config(work: Path, port: int, addresses: list[str]) -> None:
+def freeradius_config(
+    work: Path, port: int, addresses: list[str], certificate: Path, key: Path
+) -> None:
     for sub in ("run", "log"):
         (work / sub).mkdir(exist_ok=True)
     users = "".join(
@@ -88,6 +106,7 @@ def freeradius_config(work: Path, port: int, addresses: list[str]) -> None:
         "\n"
         for mac in addresses
     )
+    users += f'{EAP_USER} Cleartext-Password := "{EAP_PASSWORD}"\n\n'
     (work / "users").write_text(users)
     (work / "radiusd.conf").write_text(
         f"""
@@ -138,6 +157,38 @@ modules {{
   }}
   pap {{
   }}
+  eap {{
+    default_eap_type = ttls
+    timer_expire = 60
+    max_sessions = 16384
+    ignore_unknown_eap_types = no
+    tls-config tls-common {{
+      private_key_file = {key}
+      certificate_file = {certificate}
+      ca_file = {certificate}
+      cipher_list = "DEFAULT"
+      tls_min_version = "1.2"
+      tls_max_version = "1.2"
+      ecdh_curve = "prime256v1"
+      cache {{
+        enable = no
+      }}
+      verify {{
+      }}
+      ocsp {{
+        enable = no
+      }}
+    }}
+    md5 {{
+    }}
+    ttls {{
+      tls = tls-common
+      default_eap_type = md5
+      copy_request_to_tunnel = no
+      use_tunneled_reply = no
+      virtual_server = "inner-tunnel"
+    }}
+  }}
 }}
 server default {{
   listen {{
@@ -145,6 +196,25 @@ server default {{
     ipaddr = 127.0.0.1
     port = {port}
   }}
+  authorize {{
+    eap {{
+      ok = return
+    }}
+    files
+    pap
+  }}
+  authenticate {{
+    Auth-Type PAP {{
+      pap
+    }}
+    Auth-Type eap {{
+      eap
+    }}
+  }}
+  post-auth {{
+  }}
+}}
+server inner-tunnel {{
   authorize {{
     files
     pap
@@ -161,12 +231,12 @@ server default {{
     )
 
 
-def start_freeradius(binary: str, work: Path) -> Contender:
+def start_freeradius(binary: str, work: Path, certificate: Path, key: Path) -> Contender:
     port = free_port()
     fr_work = work / "freeradius"
     fr_work.mkdir()
     addresses = macs(1000)
-    freeradius_config(fr_work, port, addresses)
+    freeradius_config(fr_work, port, addresses, certificate, key)
     log = (fr_work / "log" / "stderr.txt").open("w")
     process = subprocess.Popen(
         [binary, "-f", "-d", str(fr_work), "-l", "stdout"],
@@ -178,13 +248,15 @@ def start_freeradius(binary: str, work: Path) -> Contender:
     return Contender("freeradius", f"{binary} -f (threaded), files + pap", port, process)
 
 
-def start_ours(work: Path) -> Contender:
+def start_ours(work: Path, certificate: Path, key: Path) -> Contender:
     port, acct = free_port(), free_port()
     process = subprocess.Popen(
         [
             sys.executable,
             str(PEERS / "ours.py"),
             *("--auth-port", str(port), "--acct-port", str(acct), "--secret", SECRET),
+            *("--eap-certificate", str(certificate), "--eap-key", str(key)),
+            *("--eap-user", f"{EAP_REALM}/{EAP_USER}:{EAP_PASSWORD}"),
         ],
         stdout=subprocess.PIPE,
         stderr=(work / "ours.stderr").open("w"),
@@ -276,6 +348,95 @@ def race(contender: Contender, requests: Path, count: int, parallel: int) -> dic
     }
 
 
+def eap_certificate(work: Path) -> tuple[Path, Path]:
+    """The certificate both servers present: made as netaccessd makes the portal's."""
+    from netaccess.io.tls import self_signed
+
+    return self_signed(work / "tls", "radius.race.test")
+
+
+def ttls_conf(work: Path, certificate: Path) -> Path:
+    conf = work / "ttls.conf"
+    conf.write_text(
+        "network={\n"
+        "    key_mgmt=IEEE8021X\n"
+        "    eap=TTLS\n"
+        f'    identity="{EAP_USER}"\n'
+        f'    anonymous_identity="anonymous@{EAP_REALM}"\n'
+        f'    password="{EAP_PASSWORD}"\n'
+        '    phase2="auth=PAP"\n'
+        f'    ca_cert="{certificate}"\n'
+        "}\n"
+    )
+    return conf
+
+
+def eapol_test(contender: Contender, conf: Path, mac: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *("eapol_test", "-c", str(conf), "-t", str(EAPOL_TIMEOUT)),
+            *("-a", "127.0.0.1", "-p", str(contender.port), "-s", SECRET),
+            *("-N", "30:s:AA-BB-CC-DD-EE-01", "-N", f"31:s:{mac}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=EAPOL_TIMEOUT + 30,
+        check=False,
+    )
+
+
+def ttls_ok(done: subprocess.CompletedProcess[str]) -> bool:
+    return done.returncode == 0 and "MPPE keys OK: 1  mismatch: 0" in done.stdout
+
+
+def verify_ttls(contender: Contender, conf: Path) -> dict[str, Any]:
+    """One EAP-TTLS/PAP run that must succeed, MPPE keys checked; and a wrong password that
+    must not."""
+    done = eapol_test(contender, conf, "02-00-00-00-EE-01")
+    if not ttls_ok(done):
+        raise BenchError(f"{contender.name} failed EAP-TTLS/PAP: {done.stdout[-800:]}")
+    wrong = conf.with_name("ttls-wrong.conf")
+    wrong.write_text(conf.read_text().replace(EAP_PASSWORD, "not-the-password"))
+    refused = eapol_test(contender, wrong, "02-00-00-00-EE-02")
+    if refused.returncode == 0:
+        raise BenchError(f"{contender.name} accepted a wrong inner password")
+    round_trips = done.stdout.count("Received RADIUS message")
+    return {"mppe_keys_ok": True, "wrong_password_rejected": True, "round_trips": round_trips}
+
+
+def race_ttls(
+    contender: Contender, conf: Path, handshakes: int, parallel: int, seconds: float
+) -> dict[str, Any]:
+    """`handshakes` eapol_test runs, `parallel` at a time, none started after `seconds`."""
+    cpu_before = cpu_seconds(contender.process.pid)
+    started = time.perf_counter()
+    deadline = started + seconds
+
+    def one(index: int) -> bool | None:
+        if time.perf_counter() > deadline:
+            return None  # over the time bound: not run
+        return ttls_ok(
+            eapol_test(contender, conf, f"02-00-00-{index >> 8 & 255:02X}-{index & 255:02X}-01")
+        )
+
+    with ThreadPoolExecutor(parallel) as pool:
+        outcomes = list(pool.map(one, range(handshakes)))
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(contender.process.pid) - cpu_before
+    done = sum(1 for outcome in outcomes if outcome)
+    failed = sum(1 for outcome in outcomes if outcome is False)
+    if failed:
+        raise BenchError(f"{contender.name}: {failed} of {len(outcomes)} EAP-TTLS runs failed")
+    return {
+        "per_s": round(done / elapsed, 1),
+        "seconds": round(elapsed, 3),
+        "handshakes": done,
+        "not_run_over_time": sum(1 for outcome in outcomes if outcome is None),
+        "server_cpu_s": round(cpu, 3),
+        "server_cpu_ms_per_handshake": round(cpu / max(done, 1) * 1e3, 2),
+    }
+
+
 def stop(contender: Contender) -> str:
     if contender.process.poll() is None:
         contender.process.send_signal(signal.SIGTERM)
@@ -298,28 +459,66 @@ def main() -> None:
     parser.add_argument("--rounds", type=bounded(int, 1, 10), default=3)
     parser.add_argument("--count", type=bounded(int, 1, 200), default=50, help="radclient -c")
     parser.add_argument("--parallel", type=bounded(int, 1, 255), default=64, help="radclient -p")
+    parser.add_argument(
+        "--eap-handshakes", type=bounded(int, 0, 5000), default=200, help="per round; 0: none"
+    )
+    parser.add_argument("--eap-parallel", type=bounded(int, 1, 32), default=4)
+    parser.add_argument(
+        "--eap-seconds", type=bounded(float, 1, 600), default=120, help="bound per round"
+    )
     args = parser.parse_args()
     binary = shutil.which("freeradius") or shutil.which("radiusd")
     if binary is None or shutil.which("radclient") is None:
         raise BenchError("needs freeradius and radclient: apt-get install freeradius")
+    if args.eap_handshakes and shutil.which("eapol_test") is None:
+        raise BenchError("needs eapol_test for the EAP-TTLS race: apt-get install eapoltest")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="na-radius-race-") as tmp:
         work = Path(tmp)
         requests = work / "requests.txt"
         requests_file(requests, macs(1000))
-        contenders = [start_ours(work), start_freeradius(binary, work)]
+        certificate, key = eap_certificate(work)
+        conf = ttls_conf(work, certificate)
+        contenders = [
+            start_ours(work, certificate, key),
+            start_freeradius(binary, work, certificate, key),
+        ]
         try:
             checks = {}
+            ttls_checks = {}
             for contender in contenders:
                 wait_ready(contender)
                 checks[contender.name] = verify(contender, requests)
+                if args.eap_handshakes:
+                    ttls_checks[contender.name] = verify_ttls(contender, conf)
             results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
+            ttls_results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
             for index in range(args.rounds):
                 order = contenders if index % 2 == 0 else contenders[::-1]
                 for contender in order:
                     figures = race(contender, requests, args.count, args.parallel)
                     results[contender.name].append(figures)
                     note(f"round {index + 1}: {contender.name} {figures['per_s']:,} req/s")
+            first_sign_ins: dict[str, dict[str, Any]] = {}
+            for contender in contenders if args.eap_handshakes else []:
+                first_sign_ins[contender.name] = race_ttls(
+                    contender, conf, args.eap_handshakes, args.eap_parallel, args.eap_seconds
+                )
+                note(
+                    f"first sign-ins: {contender.name} "
+                    f"{first_sign_ins[contender.name]['per_s']} EAP-TTLS handshakes/s"
+                )
+            for index in range(args.rounds if args.eap_handshakes else 0):
+                order = contenders if index % 2 == 0 else contenders[::-1]
+                for contender in order:
+                    figures = race_ttls(
+                        contender, conf, args.eap_handshakes, args.eap_parallel, args.eap_seconds
+                    )
+                    ttls_results[contender.name].append(figures)
+                    note(
+                        f"round {index + 1}: {contender.name} {figures['per_s']} EAP-TTLS "
+                        "handshakes/s"
+                    )
         finally:
             for contender in contenders:
                 stop(contender)
@@ -327,6 +526,33 @@ def main() -> None:
         name: statistics.median(r["per_s"] for r in rounds) for name, rounds in results.items()
     }
     ratio = medians["netaccess"] / medians["freeradius"]
+    eap_ttls: dict[str, Any] = {"measured": False, "why": "--eap-handshakes 0"}
+    goals = {"mab_ratio": goal(ratio, ">= 1.0x FreeRADIUS", ratio >= 1.0)}
+    if args.eap_handshakes:
+        ttls_medians = {
+            name: statistics.median(r["per_s"] for r in rounds)
+            for name, rounds in ttls_results.items()
+        }
+        ttls_ratio = ttls_medians["netaccess"] / ttls_medians["freeradius"]
+        eap_ttls = {
+            "load": f"{args.eap_handshakes} eapol_test runs (EAP-TTLS/PAP, TLS 1.2, server "
+            f"certificate checked, MPPE keys checked), {args.eap_parallel} at a time, per "
+            f"round, bounded by {args.eap_seconds:g} s, alternating, on loopback",
+            **{
+                name: {
+                    "per_s": ttls_medians[name],
+                    "rounds_per_s": [r["per_s"] for r in rounds],
+                    "server_cpu_ms_per_handshake": statistics.median(
+                        r["server_cpu_ms_per_handshake"] for r in rounds
+                    ),
+                    "first_sign_ins_per_s": first_sign_ins[name]["per_s"],
+                    **ttls_checks[name],
+                }
+                for name, rounds in ttls_results.items()
+            },
+            "ratio_netaccess_over_freeradius": round(ttls_ratio, 3),
+        }
+        goals["eap_ttls_ratio"] = goal(ttls_ratio, ">= 1.0x FreeRADIUS", ttls_ratio >= 1.0)
     line = {
         "benchmark": "radius",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -346,8 +572,8 @@ def main() -> None:
             for name, rounds in results.items()
         },
         "mab_ratio_netaccess_over_freeradius": round(ratio, 3),
-        "eap_ttls": {"measured": False, "why": "netaccess does not serve EAP yet"},
-        "goals": {"mab_ratio": goal(ratio, ">= 1.0x FreeRADIUS", ratio >= 1.0)},
+        "eap_ttls": eap_ttls,
+        "goals": goals,
         "versions": {**versions(), **commit_info()},
         "seconds": round(time.monotonic() - started, 1),
     }
