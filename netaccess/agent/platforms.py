@@ -70,6 +70,20 @@ def collector_for(
         from netaccess.agent.windows import WindowsCollector, run_windows_command
 
         return WindowsCollector(agent_version=agent_version, run=run or run_windows_command)
+    if platform == "macos":
+        from netaccess.agent.macos import MacosCollector
+
+        return MacosCollector(agent_version=agent_version, run=run or run_command)
+    if platform == "android":
+        from netaccess.agent.mobile import AndroidCollector, run_android_command
+
+        return AndroidCollector(agent_version=agent_version, run=run or run_android_command)
+    if platform == "ios":
+        from netaccess.agent.mobile import IosCollector
+
+        if device_info is None:
+            raise CollectError("the iOS collector needs the device information file's path")
+        return IosCollector(agent_version=agent_version, device_info=device_info)
     raise CollectError(f"no collector for platform {platform!r}: one of {', '.join(PLATFORMS)}")
 
 
