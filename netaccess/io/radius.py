@@ -647,8 +647,11 @@ class RadiusServer:
         if isinstance(step, Success):
             return self._eap_success(request, step, now)
         assert isinstance(step, Failure)
-        self._log_failure(request, session, step.why)
-        if verdict is PasswordVerdict.LOCKED:
+        locked = verdict is PasswordVerdict.LOCKED
+        self._log_failure(
+            request, session, "locked out by the login throttle" if locked else step.why
+        )
+        if locked:
             why = "too many failed sign-ins: locked for a while"
             return self._eap_reject(request, step.eap, why), "rejected.eap-locked"
         why = "wrong user name or password"
