@@ -22,7 +22,6 @@ recorded outputs on a made-up tree.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import plistlib
@@ -299,7 +298,7 @@ class MacosCollector:
                 try:
                     der = base64.b64decode("".join(block.split()), validate=True)
                     found.append(certificate_from_der(keychain, der))
-                except (binascii.Error, CollectError):
+                except (ValueError, CollectError):  # binascii.Error is one, so is non-ASCII
                     unreadable += 1
         if unreadable:
             problems.append(f"certificates: {unreadable} could not be read, left out")

@@ -27,7 +27,6 @@ Security Center gives no age, so a third-party product's age is unknown.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 import subprocess
@@ -541,7 +540,7 @@ class WindowsCollector:
             try:
                 der = base64.b64decode(text_of(entry.get("RawData")), validate=True)
                 found.append(certificate_from_der(text_of(entry.get("Store")), der))
-            except (binascii.Error, CollectError):
+            except (ValueError, CollectError):  # binascii.Error is one, so is non-ASCII
                 unreadable += 1
             if len(found) >= _MAX_CERTIFICATES:
                 break

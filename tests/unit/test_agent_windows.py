@@ -622,10 +622,11 @@ def test_an_unreadable_certificate_is_left_out_and_counted() -> None:
     entries = json.loads((FIXTURES / "certificates.json").read_text())
     entries[1]["RawData"] = base64.b64encode(b"\x30\x03\x02\x01\x00").decode()
     entries.append({"Store": "LocalMachine\\My", "RawData": "not base64!"})
+    entries.append({"Store": "LocalMachine\\My", "RawData": "\u00e9t\u00e9"})  # not even ASCII
     posture = collect(**{"Cert:": CommandOutput(0, json.dumps(entries))})
     certificates = posture.sent[NEA_CLIENT][-1]
     assert isinstance(certificates, Certificates) and len(certificates.certificates) == 1
-    assert posture.problems == ("certificates: 2 could not be read, left out",)
+    assert posture.problems == ("certificates: 3 could not be read, left out",)
 
 
 # --- any output at all -------------------------------------------------------------------
