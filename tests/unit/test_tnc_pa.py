@@ -58,6 +58,7 @@ from netaccess.proto.tnc.vendor import (
     Antivirus,
     Certificate,
     Certificates,
+    DeviceSecurity,
     FileHash,
     FileHashes,
     Firewall,
@@ -826,6 +827,7 @@ ROUND_TRIPS: dict[type[PaAttribute], st.SearchStrategy[PaAttribute]] = {
         noskip=NOSKIP,
     ),
     AgentInfo: st.builds(AgentInfo, TEXT8, TEXT8, st.booleans(), TEXT16, noskip=NOSKIP),
+    DeviceSecurity: st.builds(DeviceSecurity, *[st.none() | st.booleans()] * 4, noskip=NOSKIP),
     AgentUpdate: st.builds(AgentUpdate, SHA256, TEXT8, TEXT8, TEXT16, noskip=NOSKIP),
     Remediation: st.builds(
         Remediation,
