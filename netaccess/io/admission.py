@@ -27,6 +27,7 @@ import trio
 from netaccess.config import ApplianceConfig
 from netaccess.io.inventory import Inventory
 from netaccess.policy.admission import REMEDIATION_ROLE, Decision, Outcome
+from netaccess.policy.endpoint import LAYER2_ONLY_INSTRUCTIONS
 from netaccess.policy.feed import PatchFeed
 from netaccess.policy.hostchecker import PatchCatalog, Platform, facts_from_report
 from netaccess.policy.posture import PostureReport
@@ -46,11 +47,9 @@ from netaccess.store import Store, StoreError
 log = logging.getLogger("netaccess.admission")
 
 SLICE = 64  # endpoints judged per trip to a worker thread
-# What an endpoint signed in over 802.1X without a posture report is told (the seed's words).
-LAYER2_INSTRUCTIONS = (
-    "The agent cannot be downloaded over a Layer 2 connection: retry over Layer 3, "
-    "or contact the administrator."
-)
+# What an endpoint signed in over 802.1X without a posture report is told: the words of
+# the Layer-2-only case detection holds endpoints in.
+LAYER2_INSTRUCTIONS = LAYER2_ONLY_INSTRUCTIONS
 
 
 class AdmissionKeeper:
