@@ -33,8 +33,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from netaccess.agent.client import Answer, Endpoint, report, tls_context
-from netaccess.agent.collect import NEA_CLIENT, Collector, Posture, Run, run_command
+from netaccess.agent.collect import NEA_CLIENT, CollectError, Collector, Posture, Run, run_command
 from netaccess.agent.conversation import Credentials, PostureClientError
+from netaccess.agent.platforms import current_platform
 from netaccess.agent.remediate import DEFAULT_ACTIONS, describe, run_actions
 from netaccess.agent.update import (
     BUILD_INFO,
@@ -305,6 +306,9 @@ def parse_arguments(argv: Sequence[str], built: Mapping[str, str]) -> argparse.N
     parser.add_argument("--status-file", type=Path, help="where the last answer is written")
     parser.add_argument("--once", action="store_true", help="report once and exit")
     parser.add_argument("--no-watch", action="store_true", help="no local change signals")
+    parser.add_argument(
+        "--device-info", type=Path, help="iOS: the device information file the MDM writes"
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     arguments = parser.parse_args(list(argv))
     if not arguments.appliance:
@@ -356,17 +360,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         certificate=arguments.certificate,
     )
     key = built.get("update_key")
+    try:
+        platform = built.get("platform") or current_platform()
+    except CollectError as exc:
+        raise SystemExit(f"netaccess-agent: {exc}") from None
     settings = Settings(
         endpoint,
         version=built.get("version", SOURCE_VERSION),
-        platform=built.get("platform", "linux"),
+        platform=platform,
         interval=arguments.interval,
         status_file=arguments.status_file,
-        actions=allowed_actions(arguments.config, built.get("platform", "linux")),
+        actions=allowed_actions(arguments.config, platform),
         update_key=bytes.fromhex(key) if key else None,
         archive=archive,
     )
-    collector = collector_for(settings)
+    collector = collector_for(settings, arguments.device_info)
     agent = Agent(settings, collector)
     log.info(
         "agent %s for %s, reporting to %s:%d every %g s",
@@ -376,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         endpoint.port,
         settings.interval,
     )
-    if arguments.once or arguments.no_watch:
+    if arguments.once or arguments.no_watch or settings.platform != "linux":
+        # Change signals are Linux's (inotify, nftables netlink); elsewhere the interval.
         run_forever(agent, _sleeper, once=arguments.once)
         return 0 if agent.failures == 0 else 1
     from netaccess.agent.watch import ChangeWatcher
@@ -388,12 +397,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def collector_for(settings: Settings) -> Collector:
-    if settings.platform != "linux":
-        raise SystemExit(f"netaccess-agent: no collector for {settings.platform} in this build")
-    from netaccess.agent.linux import LinuxCollector
+def collector_for(settings: Settings, device_info: Path | None = None) -> Collector:
+    from netaccess.agent.platforms import collector_for as platform_collector
 
-    return LinuxCollector(agent_version=settings.version)
+    try:
+        return platform_collector(
+            settings.platform, agent_version=settings.version, device_info=device_info
+        )
+    except CollectError as exc:
+        raise SystemExit(f"netaccess-agent: {exc}") from None
 
 
 def _sleeper(seconds: float) -> list[str]:

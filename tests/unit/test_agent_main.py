@@ -650,3 +650,16 @@ def test_bad_arguments_exit_with_a_usage_error(
         parse_arguments(argv, {})
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_collector_is_the_builds_platforms_and_ios_without_its_file_exits_with_why() -> None:
+    from netaccess.agent.macos import MacosCollector
+    from netaccess.agent.main import Settings, collector_for
+    from netaccess.agent.windows import WindowsCollector
+
+    endpoint = Endpoint("appliance.test")
+    windows = collector_for(Settings(endpoint, version="1.0.0", platform="windows"))
+    assert isinstance(windows, WindowsCollector)
+    assert isinstance(collector_for(Settings(endpoint, platform="macos")), MacosCollector)
+    with pytest.raises(SystemExit, match="device information file"):
+        collector_for(Settings(endpoint, platform="ios"))
