@@ -33,8 +33,10 @@ from netaccess.proto.tnc.vendor import Remediation as AgentRemediation
 from netaccess.proto.tnc.vendor import RemediationStep
 
 # The IETF component types (RFC 5792 §4.1): OS, anti-virus, anti-spyware, anti-malware,
-# firewall, IDPS, VPN, NEA client. Our vendor attributes travel under them too.
-COMPONENTS = frozenset((IETF_PEN, subtype) for subtype in range(1, 9))
+# firewall, IDPS, VPN, NEA client. Our vendor attributes travel under them too, and our
+# agent's patch management under subtype 0 (no PA subtype exists for it; strongSwan's
+# choice), which the verdict needs as much as the others.
+COMPONENTS = frozenset((IETF_PEN, subtype) for subtype in range(0, 9))
 
 
 class HostCheckerImv:

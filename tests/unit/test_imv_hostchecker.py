@@ -83,3 +83,12 @@ async def test_an_endpoint_of_a_platform_without_policies_is_not_judged(store: S
     macos = (ProductInformation(0, 0, "macOS"), StringVersion("14.5", "", ""))
     outcome = await session(server(store), {OS: macos})
     assert outcome.result is AssessmentResult.COMPLIANT  # type: ignore[attr-defined]
+
+
+def test_the_agents_patch_management_component_reaches_the_verdict() -> None:
+    # The agent sends PatchManagement under (IETF, 0); the IMV must hear it, or a patch
+    # management rule would read unknown in the session's own verdict.
+    from netaccess.agent.collect import PATCH_MANAGEMENT
+    from netaccess.policy.imv_hostchecker import HostCheckerImv
+
+    assert PATCH_MANAGEMENT in HostCheckerImv.subscriptions
