@@ -88,6 +88,15 @@ def test_load_endpoints_returns_every_endpoint_with_its_ips(store: Store) -> Non
     assert store.load_endpoints() == [a, b]
 
 
+def test_loaded_endpoints_share_one_object_per_common_text(store: Store) -> None:
+    alike = {"vendor_class": "MSFT 5.0", "fingerprint": "1,3,6,15", "role": "full"}
+    a, b = (replace(endpoint(mac), **alike) for mac in (MAC_A, MAC_B))
+    store.save([(a, ()), (b, ())])
+    first, second = store.load_endpoints()
+    assert (first, second) == (a, b)
+    assert all(getattr(first, name) is getattr(second, name) for name in alike)
+
+
 def test_ips_load_in_the_order_they_were_learned(store: Store) -> None:
     first = endpoint(MAC_A, "10.0.0.9", at=1.0)
     store.save([(first, ())])
@@ -332,6 +341,26 @@ def test_standings_round_trip_replace_and_are_forgotten(store: Store) -> None:
     assert store.load_standings() == [second]
     assert store.delete_standing(MAC_A) and not store.delete_standing(MAC_A)
     assert store.load_standings() == []
+
+
+def test_loaded_standings_share_realm_role_and_an_empty_group_set(store: Store) -> None:
+    ann = Standing(
+        MAC_A,
+        "staff",
+        "ann",
+        frozenset(),
+        None,
+        1.0,
+        2.0,
+        2.0,
+        Trigger.REPORT,
+        Outcome.ADMITTED,
+        "full",
+    )
+    store.save_standings([ann, replace(ann, mac=MAC_B, user="bob")])
+    first, second = store.load_standings()
+    assert first.realm is second.realm and first.role is second.role
+    assert first.groups is second.groups and first.groups == frozenset()
 
 
 def test_a_standing_row_that_cannot_be_read_back_is_skipped(store: Store) -> None:
