@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -118,6 +119,10 @@ class Portal:
         self._captive = {role.name: role.captive for role in config.roles}
         self._sessions: dict[str, _Session] = {}
         self.throttle = LoginThrottle()
+        # One scrypt check per core at once: each holds 32 MiB and a core for ~60 ms, so more
+        # in parallel only add memory and take the cores from the event loop, at the same
+        # rate of checks (the RADIUS server bounds its own the same way).
+        self._password_checks = trio.CapacityLimiter(len(os.sched_getaffinity(0)))
         # Unknown users are checked against this, so a miss costs what a wrong password does.
         self._decoy = hash_password(secrets.token_urlsafe(16))
         self._templates = jinja2.Environment(
@@ -390,7 +395,9 @@ class Portal:
         stored = self._store.password_hash(realm.name, username)
         try:
             # scrypt takes tens of milliseconds: off the event loop.
-            ok = await trio.to_thread.run_sync(verify_password, password, stored or self._decoy)
+            ok = await trio.to_thread.run_sync(
+                verify_password, password, stored or self._decoy, limiter=self._password_checks
+            )
         except CredentialError as exc:
             log.error(
                 "stored password hash unusable",
