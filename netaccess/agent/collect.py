@@ -109,6 +109,21 @@ class Collector(Protocol):
     def collect(self) -> Posture: ...
 
 
+def assembled(
+    platform: str,
+    sent: Mapping[Component, Sequence[PaAttribute]],
+    held: Mapping[Component, tuple[PaAttribute, ...]],
+    problems: Sequence[str],
+) -> Posture:
+    """A collection's Posture: components with nothing to send are left out."""
+    return Posture(
+        platform,
+        {component: tuple(attrs) for component, attrs in sent.items() if attrs},
+        held,
+        tuple(problems),
+    )
+
+
 def attempt(
     problems: list[str], what: str, read: Callable[[], PaAttribute | None]
 ) -> list[PaAttribute]:

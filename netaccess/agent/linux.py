@@ -34,6 +34,7 @@ from netaccess.agent.collect import (
     Component,
     Posture,
     Run,
+    assembled,
     attempt,
     run_command,
 )
@@ -125,12 +126,7 @@ class LinuxCollector:
             *attempt(problems, "processes", self.processes),
         ]
         held = {OS: tuple(attempt(problems, "packages", self.packages))}
-        return Posture(
-            self.platform,
-            {component: tuple(attrs) for component, attrs in sent.items() if attrs},
-            held,
-            tuple(problems),
-        )
+        return assembled(self.platform, sent, held, problems)
 
     # -- each fact
 

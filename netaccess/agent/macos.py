@@ -41,6 +41,7 @@ from netaccess.agent.collect import (
     Component,
     Posture,
     Run,
+    assembled,
     attempt,
     run_command,
 )
@@ -157,12 +158,7 @@ class MacosCollector:
             ],
         }
         held = {OS: tuple(attempt(problems, "packages", self.packages))}
-        return Posture(
-            self.platform,
-            {component: tuple(attrs) for component, attrs in sent.items() if attrs},
-            held,
-            tuple(problems),
-        )
+        return assembled(self.platform, sent, held, problems)
 
     # -- each fact
 

@@ -51,6 +51,7 @@ from netaccess.agent.collect import (
     Component,
     Posture,
     Run,
+    assembled,
     attempt,
 )
 from netaccess.agent.os_facts import APPLE_PEN, numeric_version
@@ -135,12 +136,7 @@ class AndroidCollector:
             ],
         }
         held = {OS: tuple(attempt(problems, "packages", lambda: self.packages(problems)))}
-        return Posture(
-            self.platform,
-            {component: tuple(attrs) for component, attrs in sent.items() if attrs},
-            held,
-            tuple(problems),
-        )
+        return assembled(self.platform, sent, held, problems)
 
     # -- each fact
 
@@ -320,12 +316,7 @@ class IosCollector:
                 AgentInfo(self.platform, self.agent_version, bool(self.change), self.change)
             ],
         }
-        return Posture(
-            self.platform,
-            {component: tuple(attrs) for component, attrs in sent.items() if attrs},
-            held,
-            tuple(problems),
-        )
+        return assembled(self.platform, sent, held, problems)
 
     def read(self) -> dict[str, Any]:
         """The device information file, refused when older than `max_age`."""

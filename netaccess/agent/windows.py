@@ -46,6 +46,7 @@ from netaccess.agent.collect import (
     Component,
     Posture,
     Run,
+    assembled,
     attempt,
 )
 from netaccess.agent.os_facts import MICROSOFT_PEN, numeric_version
@@ -313,12 +314,7 @@ class WindowsCollector:
             ],
         }
         held = {OS: tuple(attempt(problems, "packages", self.packages))}
-        return Posture(
-            self.platform,
-            {component: tuple(attrs) for component, attrs in sent.items() if attrs},
-            held,
-            tuple(problems),
-        )
+        return assembled(self.platform, sent, held, problems)
 
     # -- each fact
 

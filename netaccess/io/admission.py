@@ -101,6 +101,23 @@ class AdmissionKeeper:
         groups = self._store.user_groups(realm.name, user)
         now = self._clock()
         report = self._store.latest_posture_report(mac)
+        return self._signed_in(
+            mac, realm, user, groups, platform_hint, report, now, "portal sign-in", "portal"
+        )
+
+    def _signed_in(
+        self,
+        mac: str,
+        realm: Realm,
+        user: str,
+        groups: frozenset[str],
+        platform_hint: Platform | None,
+        report: PostureReport | None,
+        now: float,
+        how: str,
+        by: str,
+    ) -> Decision:
+        """A sign-in decided: unless denied, it becomes the endpoint's standing and role."""
         decision, standing = self._judged(
             None, mac, realm, user, groups, platform_hint, report, now, Trigger.SIGN_IN
         )
@@ -109,13 +126,13 @@ class AdmissionKeeper:
         self._standings[mac] = standing
         self._save([standing])
         self._schedule(standing)
+        who = f"{realm.name}/{user}"
         self._inventory.set_role(
             mac,
             decision.role,
             at=now,
-            reason=f"portal sign-in by {realm.name}/{user}; "
-            + change_reason(Trigger.SIGN_IN, standing),
-            by=f"portal:{realm.name}/{user}",
+            reason=f"{how} by {who}; " + change_reason(Trigger.SIGN_IN, standing),
+            by=f"{by}:{who}",
         )
         return decision
 
@@ -161,26 +178,21 @@ class AdmissionKeeper:
                 message=LAYER2_INSTRUCTIONS,
             )
         groups = self._store.user_groups(realm.name, user)
-
-        def judge_and_apply() -> Decision:  # standings and roles are the loop's
-            decision, standing = self._judged(
-                None, mac, realm, user, groups, None, report, now, Trigger.SIGN_IN
-            )
-            if decision.outcome is Outcome.DENIED or decision.role is None:
-                return decision
-            self._standings[mac] = standing
-            self._save([standing])
-            self._schedule(standing)
-            self._inventory.set_role(
+        # standings and roles are the loop's
+        decision: Decision = run(
+            partial(
+                self._signed_in,
                 mac,
-                decision.role,
-                at=now,
-                reason=f"802.1X sign-in by {who}; " + change_reason(Trigger.SIGN_IN, standing),
-                by=f"802.1x:{who}",
+                realm,
+                user,
+                groups,
+                None,
+                report,
+                now,
+                "802.1X sign-in",
+                "802.1x",
             )
-            return decision
-
-        decision: Decision = run(judge_and_apply)
+        )
         return decision
 
     def on_report(self, report: PostureReport) -> None:
