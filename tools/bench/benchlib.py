@@ -1,10 +1,12 @@
 """What the benchmarks under tools/bench share: argument ranges, goals in the JSON line,
-the commit measured, and child processes that die with the benchmark."""
+the commit measured, child processes that die with the benchmark, and py-spy profiles."""
 
 from __future__ import annotations
 
 import argparse
+import collections
 import ctypes
+import shutil
 import signal
 import socket
 import subprocess
@@ -84,3 +86,73 @@ def die_with_parent() -> None:
     """In a child, before exec: a SIGTERM when the benchmark dies, even by SIGKILL, so no
     server outlives it."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+# --- py-spy --------------------------------------------------------------------------------
+
+
+def py_spy() -> str | None:
+    """py-spy beside our interpreter (the venv's), else on PATH; None when missing."""
+    beside = Path(sys.executable).parent / "py-spy"
+    return str(beside) if beside.exists() else shutil.which("py-spy")
+
+
+def py_spy_record(
+    pid: int, seconds: int, rate: int, out: Path, *options: str
+) -> subprocess.Popen[str]:
+    """py-spy sampling process `pid` for `seconds` into `out` (raw, collapsed stacks)."""
+    tool = py_spy()
+    if tool is None:
+        raise BenchError(
+            f"profiling needs py-spy ({Path(sys.executable).parent / 'pip'} install py-spy)"
+        )
+    return subprocess.Popen(
+        [
+            tool,
+            "record",
+            *("-p", str(pid), "-d", str(seconds), "-r", str(rate)),
+            *("-f", "raw", "-o", str(out), *options),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def summarise_profile(text: str, top: int = 25) -> dict[str, Any]:
+    """py-spy's raw (collapsed) stacks → the functions with the largest share of samples,
+    inclusive (anywhere on the stack above trio's scheduler) and self (on top)."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in text.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_short(frame) for frame in stack.split(";")]
+        # The scheduler and what lies under it are on every stack: start above it.
+        for at, frame in enumerate(frames):
+            if frame.startswith("unrolled_run "):
+                frames = frames[at + 1 :]
+                break
+        for frame in set(frames):
+            inclusive[frame] += count
+        if frames:
+            own[frames[-1]] += count
+    share = 100.0 / total if total else 0.0
+    return {
+        "samples": total,
+        "inclusive_pct": [[f, round(n * share, 1)] for f, n in inclusive.most_common(top)],
+        "self_pct": [[f, round(n * share, 1)] for f, n in own.most_common(top)],
+    }
+
+
+def _short(frame: str) -> str:
+    """'send_all (trio/_ssl.py)' with the path cut to its last two parts."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.split(":")[0]
+    parts = Path(path).parts
+    return f"{name} ({'/'.join(parts[-2:])})" if parts else name

@@ -53,7 +53,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchlib import BenchError, bounded, commit_info, goal, notes, run  # noqa: E402
+from benchlib import (  # noqa: E402
+    BenchError,
+    bounded,
+    commit_info,
+    goal,
+    notes,
+    py_spy_record,
+    run,
+    summarise_profile,
+)
 
 PEERS = Path(__file__).resolve().parent / "storm_peers"
 
@@ -399,26 +408,11 @@ def profile_storm(
 ) -> dict[str, Any]:
     """A round after the storm, not counted, with py-spy sampling netaccessd (every thread,
     so the scrypt checks in worker threads too): where the daemon's time goes."""
-    from tnc import py_spy, summarise_profile
-
-    tool = py_spy()
     pid = lab.appliance_pid()
-    if tool is None or pid is None:
-        raise BenchError(
-            f"--profile needs py-spy ({Path(sys.executable).parent / 'pip'} install py-spy)"
-        )
+    if pid is None:
+        raise BenchError("--profile: netaccessd is not running")
     raw = base / "profile.txt"
-    spy = subprocess.Popen(
-        [
-            tool,
-            "record",
-            *("-p", str(pid), "-d", str(int(args.seconds)), "-r", str(PROFILE_RATE)),
-            *("-f", "raw", "-o", str(raw), "--threads", "--nonblocking"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    spy = py_spy_record(pid, int(args.seconds), PROFILE_RATE, raw, "--threads", "--nonblocking")
     try:
         time.sleep(1.0)  # attached before the round starts
         started = time.monotonic()

@@ -15,7 +15,6 @@ rounds bounded by --sessions and --seconds; figures are the rounds' medians.
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import importlib.metadata
 import json
@@ -37,7 +36,19 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 
-from benchlib import BenchError, bounded, commit_info, die_with_parent, free_port, goal, notes, run  # noqa: E402
+from benchlib import (  # noqa: E402
+    BenchError,
+    bounded,
+    commit_info,
+    die_with_parent,
+    free_port,
+    goal,
+    notes,
+    py_spy,
+    py_spy_record,
+    run,
+    summarise_profile,
+)
 
 PEERS = Path(__file__).resolve().parent / "tnc_peers"
 sys.path.insert(0, str(REPO))
@@ -84,11 +95,6 @@ def check_prerequisites(profile: bool) -> Cpus:
         raise SystemExit("tnc-bench: cannot run, missing:\n  " + "\n  ".join(missing))
     assert taskset is not None
     return Cpus(taskset, cpus[0], cpus[1])
-
-
-def py_spy() -> str | None:
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
 # --- the server -------------------------------------------------------------------------------
@@ -236,22 +242,10 @@ def profile_server(
     server: Server, cpus: Cpus, pinned: bool, cert: Path, load: Load, seconds: int, work: Path
 ) -> dict[str, Any]:
     """A round, not counted, with py-spy sampling the server: where its time goes."""
-    tool = py_spy()
-    assert tool is not None
     raw = work / "profile.txt"
-    spy = subprocess.Popen(
-        [
-            tool,
-            "record",
-            *("-p", str(server.process.pid), "-d", str(seconds), "-r", str(PROFILE_RATE)),
-            # Blocking (py-spy pauses the server per sample): whole stacks, at a cost to this
-            # round's figure, which is not counted.
-            *("-f", "raw", "-o", str(raw), "--function"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # Blocking (py-spy pauses the server per sample): whole stacks, at a cost to this
+    # round's figure, which is not counted.
+    spy = py_spy_record(server.process.pid, seconds, PROFILE_RATE, raw, "--function")
     try:
         time.sleep(0.5)  # attached before the load starts
         extra = Load(load.clients, 1_000_000, seconds + 1, 1, 0, load.packages)
@@ -263,50 +257,11 @@ def profile_server(
             spy.wait()
     if spy.returncode != 0 or not raw.exists():
         raise BenchError(f"py-spy failed (status {spy.returncode}): {errors.strip()[-500:]}")
-    summary = summarise_profile(raw.read_text())
+    summary = summarise_profile(raw.read_text(), PROFILE_TOP)
     summary["round"] = {
         k: lines[-1][k] for k in ("sessions", "sessions_per_s", "errors", "server_process_cpu")
     }
     return summary
-
-
-def summarise_profile(text: str) -> dict[str, Any]:
-    """py-spy's raw (collapsed) stacks → the functions with the largest share of samples,
-    inclusive (anywhere on the stack above trio's scheduler) and self (on top)."""
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in text.splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        total += count
-        frames = [_short(frame) for frame in stack.split(";")]
-        # The scheduler and what lies under it are on every stack: start above it.
-        for at, frame in enumerate(frames):
-            if frame.startswith("unrolled_run "):
-                frames = frames[at + 1 :]
-                break
-        for frame in set(frames):
-            inclusive[frame] += count
-        if frames:
-            own[frames[-1]] += count
-    share = 100.0 / total if total else 0.0
-    return {
-        "samples": total,
-        "inclusive_pct": [[f, round(n * share, 1)] for f, n in inclusive.most_common(PROFILE_TOP)],
-        "self_pct": [[f, round(n * share, 1)] for f, n in own.most_common(PROFILE_TOP)],
-    }
-
-
-def _short(frame: str) -> str:
-    """'send_all (trio/_ssl.py)' with the path cut to its last two parts."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path = where.split(":")[0]
-    parts = Path(path).parts
-    return f"{name} ({'/'.join(parts[-2:])})" if parts else name
 
 
 # --- the report -------------------------------------------------------------------------------
