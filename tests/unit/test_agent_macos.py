@@ -80,6 +80,7 @@ from netaccess.proto.tnc.vendor import (
     Process,
     RunningProcesses,
 )
+from tests.unit.agent_recorded import Recorded
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "agent" / "macos"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -97,22 +98,6 @@ ALL: dict[str, str | CommandOutput] = {
     "lsof -iTCP": "lsof-listen.txt",
     "security find-certificate": "security-find-certificate.pem",
 }
-
-
-class Recorded:
-    """A Run that answers from fixture files, keyed by the command's first words."""
-
-    def __init__(self, answers: dict[str, str | CommandOutput]) -> None:
-        self.answers = answers
-
-    def __call__(self, argv: Sequence[str]) -> CommandOutput:
-        key = " ".join(argv[:2])
-        if key not in self.answers:
-            raise CollectError(f"{argv[0]} is not installed")
-        answer = self.answers[key]
-        if isinstance(answer, CommandOutput):
-            return answer
-        return CommandOutput(0, (FIXTURES / answer).read_text())
 
 
 def tree(
@@ -150,7 +135,7 @@ def collector(root: Path, run: Callable[[Sequence[str]], CommandOutput]) -> Maco
 
 
 def collect(root: Path, **changes: str | CommandOutput) -> Posture:
-    return collector(root, Recorded({**ALL, **changes})).collect()
+    return collector(root, Recorded(FIXTURES, {**ALL, **changes})).collect()
 
 
 def facts_of(posture: Posture) -> PostureFacts:

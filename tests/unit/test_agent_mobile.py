@@ -68,6 +68,7 @@ from netaccess.proto.tnc.vendor import (
     PatchManagement,
     PatchSeverity,
 )
+from tests.unit.agent_recorded import Recorded
 
 ANDROID = Path(__file__).parent.parent / "fixtures" / "agent" / "android"
 IOS = Path(__file__).parent.parent / "fixtures" / "agent" / "ios"
@@ -81,28 +82,12 @@ ALL: dict[str, str | CommandOutput] = {
 }
 
 
-class Recorded:
-    """A Run that answers from fixture files, keyed by the command's first words."""
-
-    def __init__(self, answers: dict[str, str | CommandOutput]) -> None:
-        self.answers = answers
-
-    def __call__(self, argv: Sequence[str]) -> CommandOutput:
-        key = " ".join(argv[:2])
-        if key not in self.answers:
-            raise CollectError(f"{argv[0]} is not installed")
-        answer = self.answers[key]
-        if isinstance(answer, CommandOutput):
-            return answer
-        return CommandOutput(0, (ANDROID / answer).read_text())
-
-
 def android(run: Callable[[Sequence[str]], CommandOutput]) -> AndroidCollector:
     return AndroidCollector(agent_version="1.0.0", run=run, clock=NOW.timestamp)
 
 
 def collect_android(**changes: str | CommandOutput) -> Posture:
-    return android(Recorded({**ALL, **changes})).collect()
+    return android(Recorded(ANDROID, {**ALL, **changes})).collect()
 
 
 def collect_ios(path: Path, max_age: float = 86400.0) -> Posture:
