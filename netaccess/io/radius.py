@@ -17,15 +17,19 @@ itself, the request's duplicate-cache entry staying in progress meanwhile so ret
 are absorbed.
 
 Everything a MAB, Status-Server or accounting request needs is in memory, so each port's
-thread, blocked in recvmsg, answers them inline: two system calls per request and no
+thread, blocked in recvfrom, answers them inline: two system calls per request and no
 event-loop round trip; only inventory changes (a new MAC, an IP from accounting) go through
 the trio loop. The socket's receive queue is the bounded queue: its buffer holds about
 `radius.queue` datagrams, past that the kernel drops new ones (the server never stalls),
-and SO_RXQ_OVFL tells us how many, counted as dropped.overload.
+and the socket's drop count (SO_MEMINFO), read at most every DROPS_POLL seconds, says how
+many: dropped.overload. The threads block in recvfrom on sockets without a timeout (with
+one, CPython polls before every receive: a third system call per request); stopping shuts
+the sockets down, which wakes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import errno
 import hashlib
@@ -115,14 +119,14 @@ from netaccess.store import Store
 
 log = logging.getLogger("netaccess.radius")
 
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # linux/socket.h
-_OVERFLOW_SPACE = socket.CMSG_SPACE(4)
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # linux/socket.h
+_SK_MEMINFO_DROPS = 8  # linux/sock_diag.h: the index of the drop count among the u32s
+DROPS_POLL = 1.0  # seconds between reads of a socket's drop count while serving
 # What one queued datagram costs the receive buffer: its bytes plus the kernel's sk_buff
 # (about 1 KiB on 64-bit with the truesize rounding); RADIUS requests are mostly < 300 bytes.
 _QUEUED_DATAGRAM_COST = 1536
 MAX_DATAGRAM = 4096
 _ADDRESS_CACHE = 4096
-STOP_POLL = 0.5  # seconds a receive thread may take to notice the server stopping
 # Inner PAP: a success is remembered this long (a password change or removal ends it at
 # once: the stored hash is part of the key); workers for the checks that need scrypt.
 PASSWORD_CACHE_TTL = 600.0
@@ -795,7 +799,7 @@ class RadiusServer:
     # --- the sockets -----------------------------------------------------------------------
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind both ports and serve them, each from its own thread blocked in recvmsg: a
+        """Bind both ports and serve them, each from its own thread blocked in recvfrom: a
         request costs two system calls, not an event-loop round trip. What must change the
         inventory (a new MAC, an IP from accounting) runs on the trio loop, which the thread
         waits for; everything else the threads read is in memory."""
@@ -847,7 +851,9 @@ class RadiusServer:
                 task_status.started()
         finally:
             self._nursery = None
-            stop.set()  # each thread closes its socket within STOP_POLL seconds
+            stop.set()
+            for sock in (auth_sock, acct_sock):
+                _wake(sock)  # its thread sees the shutdown, stops and closes it
             if self._password_workers is not None:
                 self._password_workers.shutdown(wait=False, cancel_futures=True)
                 self._password_workers = None
@@ -973,26 +979,26 @@ class RadiusServer:
         handle: Callable[[bytes, tuple[Any, ...], float], bytes | None],
         stop: threading.Event,
     ) -> None:
-        recvmsg, sendto, clock = sock.recvmsg, sock.sendto, time.time
-        overflowed = 0  # the kernel's count of datagrams dropped on this socket
-        sock.settimeout(STOP_POLL)
+        recvfrom, sendto, clock = sock.recvfrom, sock.sendto, time.time
+        sock.setblocking(True)  # and no timeout: a bare recvfrom per datagram
+        counted = _drops(sock)  # the kernel's count of datagrams dropped on this socket
+        drops_due = clock() + DROPS_POLL
         try:
             while not stop.is_set():
                 try:
-                    data, ancillary, _flags, source = recvmsg(MAX_DATAGRAM, _OVERFLOW_SPACE)
-                except TimeoutError:
-                    continue
+                    data, source = recvfrom(MAX_DATAGRAM)
                 except OSError as exc:  # an ICMP error queued on the socket, say
                     if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
                         continue
                     raise
-                if ancillary:
-                    total = _overflow_count(ancillary)
-                    if total != overflowed:
-                        self.counters["dropped.overload"] += (total - overflowed) & 0xFFFFFFFF
-                        overflowed = total
+                if source is None:
+                    break  # shut down (_wake): the server is stopping
+                now = clock()
+                if now >= drops_due:
+                    counted = self._count_drops(sock, counted)
+                    drops_due = now + DROPS_POLL
                 try:
-                    reply = handle(data, source, clock())
+                    reply = handle(data, source, now)
                 except trio.RunFinishedError:
                     return  # the daemon is stopping
                 if reply is not None:
@@ -1001,7 +1007,14 @@ class RadiusServer:
                     except OSError:
                         self.counters["send-failed"] += 1
         finally:
+            self._count_drops(sock, counted)
             sock.close()
+
+    def _count_drops(self, sock: socket.socket, counted: int) -> int:
+        total = _drops(sock)
+        if total != counted:
+            self.counters["dropped.overload"] += (total - counted) & 0xFFFFFFFF
+        return total
 
     # --- views -----------------------------------------------------------------------------
 
@@ -1052,11 +1065,25 @@ def _unmapped(address: str) -> str:
     return address
 
 
-def _overflow_count(ancillary: list[tuple[int, int, bytes]]) -> int:
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(value) >= 4:
-            return int.from_bytes(value[:4], sys.byteorder)  # a native __u32
-    return 0
+def _drops(sock: socket.socket) -> int:
+    """The socket's count of datagrams the kernel dropped (a full receive buffer, mostly):
+    SK_MEMINFO_DROPS, a native __u32; 0 where SO_MEMINFO is missing."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, 4 * (_SK_MEMINFO_DROPS + 1))
+    except OSError:
+        return 0
+    if len(raw) < 4 * (_SK_MEMINFO_DROPS + 1):
+        return 0
+    at = 4 * _SK_MEMINFO_DROPS
+    return int.from_bytes(raw[at : at + 4], sys.byteorder)
+
+
+def _wake(sock: socket.socket) -> None:
+    """Shut `sock` down for reading: a thread blocked in recvfrom on it returns (b"", None).
+    Linux does it on an unconnected UDP socket too, answering ENOTCONN."""
+    # ENOTCONN: done all the same; EBADF: its thread closed it already.
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RD)
 
 
 def _udp_socket(address: str, port: int, receive_buffer: int) -> socket.socket:
@@ -1066,7 +1093,6 @@ def _udp_socket(address: str, port: int, receive_buffer: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
         sock.bind((address, port))
     except OSError:
         sock.close()

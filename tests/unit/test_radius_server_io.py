@@ -1,11 +1,14 @@
 """netaccess.io.radius.RadiusServer's decisions, through its synchronous per-datagram entry
-points (no sockets): MAB VLANs by role, clients and secrets, duplicates, accounting, and
-garbage from a known client never raising."""
+points: MAB VLANs by role, clients and secrets, duplicates, accounting, and garbage from a
+known client never raising; and one receive thread on a loopback socket (overload, stop)."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 from netaccess.config import DEFAULT_CONFIG_TEXT, load_config_text
 from netaccess.config.radius_dictionary import standard_dictionary
+from netaccess.io import radius as radius_io
 from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
 from netaccess.proto.radius import auth
@@ -173,3 +177,54 @@ def test_garbage_from_a_client_is_dropped_never_raised(data: bytes, port: int) -
             out = handle(data, (NAS[0], port), 1.0)
             assert out is None or isinstance(out, bytes)
         assert server.counters["answered"] <= 1  # only a valid Status-Server could be
+
+
+def test_a_full_receive_queue_is_counted_and_shutting_down_stops_the_thread(
+    store: Store,
+) -> None:
+    """On loopback: while the thread is busy, datagrams past a small receive buffer are
+    dropped by the kernel and counted as dropped.overload (the socket's drop count); the
+    shutdown the server does when stopping wakes the thread blocked in recvfrom, and it
+    closes the socket."""
+    server = server_with(store, {"sw": SECRET})
+    listening = radius_io._udp_socket("127.0.0.1", 0, 4096)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    busy, release = threading.Event(), threading.Event()
+    handled: list[bytes] = []
+
+    def handle(data: bytes, source: tuple[object, ...], now: float) -> bytes | None:
+        busy.set()
+        release.wait(10)  # the first datagram holds the thread while the queue overflows
+        handled.append(data)
+        return None
+
+    stop = threading.Event()
+    thread = threading.Thread(target=server._receive, args=(listening, handle, stop))
+    try:
+        thread.start()
+        target = listening.getsockname()
+        sender.sendto(b"\x01" * 300, target)
+        assert busy.wait(10)
+        for _ in range(200):  # far more than 4 KiB of buffer holds
+            sender.sendto(b"\x01" * 300, target)
+        dropped = radius_io._drops(listening)
+        assert dropped > 0
+        release.set()
+        deadline = time.monotonic() + 10
+        while len(handled) < 201 - dropped and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert thread.is_alive()
+        stop.set()
+        radius_io._wake(listening)
+        thread.join(10)
+        assert not thread.is_alive()
+        assert listening.fileno() == -1  # closed by its thread
+        assert len(handled) == 201 - dropped
+        assert server.counters["dropped.overload"] == dropped
+    finally:
+        release.set()
+        stop.set()
+        radius_io._wake(listening)
+        thread.join(10)
+        sender.close()
+        listening.close()

@@ -50,10 +50,6 @@ def _with_authenticator(data: bytes, authenticator: bytes) -> bytes:
     return data[:4] + authenticator + data[HEADER_SIZE:]
 
 
-def _with_ma_zeroed(data: bytes, at: int) -> bytes:
-    return data[:at] + _ZERO + data[at + AUTHENTICATOR_SIZE :]
-
-
 def _xor(block: bytes, key: bytes) -> bytes:
     return (int.from_bytes(block, "big") ^ int.from_bytes(key, "big")).to_bytes(16, "big")
 
@@ -70,13 +66,13 @@ def _hide_blocks(plain: bytes, secret: bytes, start: bytes) -> bytes:
 
 
 def _reveal_blocks(hidden: bytes, secret: bytes, start: bytes) -> bytes:
-    out = bytearray()
-    previous = start
-    for i in range(0, len(hidden), 16):
-        block = hidden[i : i + 16]
-        out += _xor(block, _md5(secret, previous))
-        previous = block
-    return bytes(out)
+    # Each block's pad needs only the hidden block before it, all known: the pads first,
+    # then one XOR over the whole value (a MAB password is two blocks, every request).
+    pad = _md5(secret, start)
+    for i in range(16, len(hidden), 16):
+        pad += _md5(secret, hidden[i - 16 : i])
+    size = len(hidden)
+    return (int.from_bytes(hidden, "big") ^ int.from_bytes(pad, "big")).to_bytes(size, "big")
 
 
 def _sign_message_authenticator(data: bytes, secret: bytes) -> bytes:
@@ -103,9 +99,9 @@ def verify_message_authenticator(
     at = packet.message_authenticator_at
     if at is None:
         return False
-    data = data[: _length(data)]
-    received = data[at : at + AUTHENTICATOR_SIZE]
-    covered = _with_ma_zeroed(data, at)
+    end = at + AUTHENTICATOR_SIZE
+    received = data[at:end]
+    covered = data[:at] + _ZERO + data[end : _length(data)]
     if request_authenticator is not None:
         covered = _with_authenticator(covered, request_authenticator)
     elif packet.code in SIGNED_REQUESTS:
@@ -158,7 +154,8 @@ def encode_reply(
     return _with_authenticator(data, _md5(data, secret))
 
 
-_MA_FIRST = bytes((MESSAGE_AUTHENTICATOR, 2 + AUTHENTICATOR_SIZE)) + _ZERO
+_MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 2 + AUTHENTICATOR_SIZE))
+_MA_FIRST = _MA_HEADER + _ZERO
 
 
 def encode_signed_reply(
@@ -169,13 +166,11 @@ def encode_signed_reply(
     length = HEADER_SIZE + len(_MA_FIRST) + len(body)
     if length > MAX_PACKET or not 0 <= identifier <= 255 or len(request_authenticator) != 16:
         raise EncodeError(f"a reply of {length} octets, identifier {identifier}")
-    data = (
-        (bytes((code, identifier)) + length.to_bytes(2, "big") + request_authenticator)
-        + _MA_FIRST
-        + body
-    )
-    data = _sign_message_authenticator(data, secret)
-    return _with_authenticator(data, _md5(data, secret))
+    head = bytes((code, identifier, length >> 8, length & 0xFF))
+    # The MA covers the reply with the request's authenticator and itself zeroed; the
+    # Response Authenticator then covers the reply with the request's and the MA filled in.
+    signed = _MA_HEADER + _hmac_md5(secret, head + request_authenticator + _MA_FIRST + body)
+    return head + _md5(head, request_authenticator, signed, body, secret) + signed + body
 
 
 def encode_request(

@@ -30,6 +30,9 @@ class Lookup:
     reply: bytes | None = None
 
 
+_NEW = Lookup(Seen.NEW)  # frozen, so one serves every new request
+
+
 class DuplicateCache:
     """Bounded: past `capacity` entries the oldest go first (a flood cannot grow it)."""
 
@@ -52,11 +55,12 @@ class DuplicateCache:
             if entry.reply is None:
                 return Lookup(Seen.IN_PROGRESS)
             return Lookup(Seen.ANSWERED, entry.reply)
-        self._entries[key] = _Entry(None, now + self.in_progress)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-        return Lookup(Seen.NEW)
+        entries = self._entries
+        entries[key] = _Entry(None, now + self.in_progress)
+        entries.move_to_end(key)
+        while len(entries) > self.capacity:
+            entries.popitem(last=False)
+        return _NEW
 
     def answer(self, key: Key, reply: bytes, now: float) -> None:
         """The reply sent to `key`, kept for its retransmits."""
