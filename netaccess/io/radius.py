@@ -19,12 +19,12 @@ are absorbed.
 Everything a MAB, Status-Server or accounting request needs is in memory, so each port's
 thread, blocked in recvfrom, answers them inline: two system calls per request and no
 event-loop round trip; only inventory changes (a new MAC, an IP from accounting) go through
-the trio loop. The socket's receive queue is the bounded queue: its buffer holds about
-`radius.queue` datagrams, past that the kernel drops new ones (the server never stalls),
-and the socket's drop count (SO_MEMINFO), read at most every DROPS_POLL seconds, says how
-many: dropped.overload. The threads block in recvfrom on sockets without a timeout (with
-one, CPython polls before every receive: a third system call per request); stopping shuts
-the sockets down, which wakes them.
+the trio loop, and a new MAC's quarantine reply does not wait for it. The socket's receive
+queue is the bounded queue: its buffer holds about `radius.queue` datagrams, past that the
+kernel drops new ones (the server never stalls), and the socket's drop count (SO_MEMINFO),
+read at most every DROPS_POLL seconds, says how many: dropped.overload. The threads block
+in recvfrom on sockets without a timeout (with one, CPython polls before every receive: a
+third system call per request); stopping shuts the sockets down, which wakes them.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ _ADDRESS_CACHE = 4096
 PASSWORD_CACHE_TTL = 600.0
 PASSWORD_CACHE_SIZE = 10_000
 PASSWORD_WORKERS = 2
+LEARN_BACKLOG = 4096  # new MACs waiting to be learned on the loop before replies wait too
 _EAP_OVERHEAD = 10  # EAP header, type, flags and TLS Message Length, under a Framed-MTU
 _T = TypeVar("_T")
 
@@ -319,6 +320,10 @@ class RadiusServer:
         # How inventory changes reach the trio loop: directly when the caller is on it (or
         # there is none, as in unit tests); from the receive threads, through the loop.
         self._on_loop: Callable[[Callable[[], Any]], Any] = _directly
+        # ... and how they reach it without waiting (trio's run_sync_soon), for the MACs in
+        # _learning: posted to the loop, not learned yet.
+        self._soon: Callable[[Callable[[], Any]], Any] = _directly
+        self._learning: set[str] = set()
         self._sessions_lock = threading.Lock()
         self._nursery: trio.Nursery | None = None
         self._coa_identifier = secrets.randbelow(256)
@@ -498,8 +503,10 @@ class RadiusServer:
             )
         endpoint = self.inventory.get(mac)
         if endpoint is None:
-            endpoint = self._on_loop(partial(self._learn, mac, now, None))
-        role = endpoint.role if endpoint is not None else QUARANTINE
+            role = QUARANTINE  # what a new endpoint gets, learned or refused (inventory full)
+            self._learn_soon(mac, now)
+        else:
+            role = endpoint.role
         stats["accepted.mab"] += 1
         return auth.encode_signed_reply(
             Code.ACCESS_ACCEPT,
@@ -753,6 +760,24 @@ class RadiusServer:
             },
         )
 
+    def _learn_soon(self, mac: str, now: float) -> None:
+        """A new MAC from MAB, learned on the trio loop without the reply waiting for it (a
+        storm of new MACs after a power cut is answered at the receive thread's pace). Once
+        per MAC while it waits; past LEARN_BACKLOG waiting, each waits for the loop again,
+        which bounds the work queued there."""
+        if mac in self._learning:
+            return
+        if len(self._learning) >= LEARN_BACKLOG:
+            self.counters["learn.waited"] += 1
+            self._on_loop(partial(self._learn, mac, now, None))
+            return
+        self._learning.add(mac)
+        self._soon(partial(self._learned_soon, mac, now))
+
+    def _learned_soon(self, mac: str, now: float) -> None:
+        self._learning.discard(mac)
+        self._learn(mac, now, None)
+
     def _learn(self, mac: str, now: float, ip: str | None) -> Endpoint | None:
         """On the trio loop: the inventory learns `mac` (and `ip`) from RADIUS."""
         self.inventory.observe([Observation(ObservationSource.RADIUS, mac, now, ip=ip)])
@@ -825,6 +850,7 @@ class RadiusServer:
         self.inventory.add_role_listener(self.role_changed)
         stop = threading.Event()
         self._on_loop = lambda work: trio.from_thread.run_sync(work, trio_token=token)
+        self._soon = token.run_sync_soon
         self._auth_send = auth_sock.sendto
         if self.eap is not None:
             self._password_workers = ThreadPoolExecutor(
@@ -858,7 +884,7 @@ class RadiusServer:
                 self._password_workers.shutdown(wait=False, cancel_futures=True)
                 self._password_workers = None
             self._auth_send = None
-            self._on_loop = _directly
+            self._on_loop = self._soon = _directly
 
     # --- Change-of-Authorization (RFC 5176) --------------------------------------------------
 

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -228,3 +228,32 @@ def test_a_full_receive_queue_is_counted_and_shutting_down_stops_the_thread(
         thread.join(10)
         sender.close()
         listening.close()
+
+
+def test_a_new_mac_is_answered_at_once_and_learned_on_the_loop_once(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Serving, a new MAC's quarantine Accept does not wait for the loop: its learning is
+    posted once however often the MAC retries meanwhile; past the backlog, replies wait."""
+    server = server_with(store, {"sw": SECRET})
+    posted: list[Callable[[], object]] = []
+    waited: list[Callable[[], object]] = []
+    server._soon = posted.append
+    server._on_loop = lambda work: (waited.append(work), work())[1]
+    for identifier in (1, 2, 3):
+        reply = reply_of(
+            request := mab("aabbcc000011", identifier),
+            server.handle_auth(request, NAS, 1.0 + identifier),
+        )
+        assert reply["Tunnel-Private-Group-Id"] == [str(CONFIG.role("quarantine").vlan)]
+    assert len(posted) == 1 and not waited
+    assert server.inventory.get("aa:bb:cc:00:00:11") is None  # not yet: the loop has not run
+    posted[0]()
+    endpoint = server.inventory.get("aa:bb:cc:00:00:11")
+    assert endpoint is not None and endpoint.role == "quarantine"
+    monkeypatch.setattr(radius_io, "LEARN_BACKLOG", 1)
+    server.handle_auth(mab("aabbcc000012"), NAS, 5.0)  # the one allowed to wait
+    server.handle_auth(mab("aabbcc000013"), NAS, 5.0)  # over the backlog: the reply waits
+    assert len(posted) == 2 and len(waited) == 1
+    assert server.inventory.get("aa:bb:cc:00:00:13") is not None
+    assert server.counters["learn.waited"] == 1
