@@ -143,6 +143,7 @@ class AdmissionKeeper:
         user: str,
         *,
         on_loop: Callable[[Callable[[], Any]], Any] | None = None,
+        post: Callable[[Callable[[], Any]], Any] | None = None,
     ) -> Decision:
         """Decide at an 802.1X sign-in. The endpoint reaches us over Layer 2 only, so it
         cannot fetch the agent (DESIGN.md §4): with a usable posture report for it (its agent
@@ -152,15 +153,19 @@ class AdmissionKeeper:
         Called on the event loop; or from another thread (the RADIUS server's) with
         `on_loop`, which runs a callable on the loop and returns its result: the store is read
         on the calling thread and only what changes state goes to the loop, so the common
-        re-authentication of an endpoint already in remediation never waits for it."""
+        re-authentication of an endpoint already in remediation never waits for it. `post`
+        runs a callable on the loop without waiting (default: `on_loop`): the move to
+        remediation, whose outcome the decision does not need, goes that way, so a first
+        sign-in does not wait either."""
         run: Callable[[Callable[[], Any]], Any] = on_loop or (lambda work: work())
+        soon = post or run
         now = self._clock()
         report = self._store.latest_posture_report(mac)
         who = f"{realm.name}/{user}"
         if report is None or not report_usable(report.finished_at, now, realm.reuse_result_for):
             endpoint = self._inventory.get(mac)
             if endpoint is None or endpoint.role != REMEDIATION_ROLE:
-                run(
+                soon(
                     partial(
                         self._inventory.set_role,
                         mac,

@@ -684,9 +684,12 @@ class RadiusServer:
                 "rejected.eap-sign-in"
             )
         if self.inventory.get(mac) is None:
-            self._on_loop(partial(self._learn, mac, now, None))
-        # The keeper reads the store here and sends only what changes to the loop.
-        decision = self.admissions.sign_in_layer2(mac, realm, user, on_loop=self._on_loop)
+            self._learn_soon(mac, now)  # posted before the keeper's role change: learned first
+        # The keeper reads the store here and sends only what changes to the loop; the move
+        # to remediation is posted without waiting, as the learning.
+        decision = self.admissions.sign_in_layer2(
+            mac, realm, user, on_loop=self._on_loop, post=self._soon
+        )
         if decision.outcome is AdmissionOutcome.DENIED or decision.role is None:
             self._log_failure(request, None, decision.message, user=step.user)
             failure = encode_eap(EapCode.FAILURE, step.eap[1])
@@ -761,8 +764,8 @@ class RadiusServer:
         )
 
     def _learn_soon(self, mac: str, now: float) -> None:
-        """A new MAC from MAB, learned on the trio loop without the reply waiting for it (a
-        storm of new MACs after a power cut is answered at the receive thread's pace). Once
+        """A new MAC (MAB, 802.1X), learned on the trio loop without the reply waiting for it
+        (a storm of new MACs after a power cut is answered at the receive thread's pace). Once
         per MAC while it waits; past LEARN_BACKLOG waiting, each waits for the loop again,
         which bounds the work queued there."""
         if mac in self._learning:

@@ -101,3 +101,30 @@ async def test_from_another_thread_only_changes_go_to_the_loop(store: Store) -> 
     store.add_posture_reports([report(clock.now - 5)])
     judged = admissions.sign_in_layer2(MAC, staff(admissions), "ann", on_loop=on_loop)
     assert judged.role == "full" and len(sent) == 2  # judged and applied on the loop
+
+
+async def test_a_first_sign_in_posts_its_move_to_remediation_without_waiting(
+    store: Store,
+) -> None:
+    clock = Clock()
+    admissions = keeper(store, clock)
+    waited: list[object] = []
+    posted: list[Callable[[], object]] = []
+
+    def on_loop(work: Callable[[], object]) -> object:
+        waited.append(work)
+        return work()
+
+    first = admissions.sign_in_layer2(
+        MAC, staff(admissions), "ann", on_loop=on_loop, post=posted.append
+    )
+    assert first.role == "remediation" and first.message == LAYER2_INSTRUCTIONS
+    assert not waited and len(posted) == 1
+    assert role_of(admissions) == "quarantine"  # not applied yet: the loop has not run
+    posted[0]()
+    assert role_of(admissions) == "remediation"
+    store.add_posture_reports([report(clock.now - 5)])
+    judged = admissions.sign_in_layer2(
+        MAC, staff(admissions), "ann", on_loop=on_loop, post=posted.append
+    )
+    assert judged.role == "full" and len(waited) == 1 and len(posted) == 1  # judging waits

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.errors import BadAuthenticator, MalformedPacket
@@ -34,8 +35,7 @@ class NasPolicy:
     require_message_authenticator: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):  # one per request: a tuple is the cheapest immutable record
     packet: Packet
     message_authenticator: bool  # the request carried one (and it verified)
 
