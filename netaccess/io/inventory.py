@@ -25,6 +25,7 @@ from netaccess.store import Store, StoreError
 
 log = logging.getLogger("netaccess.inventory")
 
+WRITE_GATHER = 0.02  # s
 STORE_RETRY_DELAY = 1.0
 
 
@@ -200,6 +201,8 @@ class Inventory:
         task_status.started()
         while True:
             await self._wakeup.wait()
+            # Let a burst (a DHCP or MAB storm) gather into one transaction, not one each.
+            await trio.sleep(WRITE_GATHER)
             self._wakeup = trio.Event()
             if not await self.flush():
                 await trio.sleep(STORE_RETRY_DELAY)

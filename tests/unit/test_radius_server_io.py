@@ -257,3 +257,27 @@ def test_a_new_mac_is_answered_at_once_and_learned_on_the_loop_once(
     assert len(posted) == 2 and len(waited) == 1
     assert server.inventory.get("aa:bb:cc:00:00:13") is not None
     assert server.counters["learn.waited"] == 1
+
+
+def test_new_macs_seen_before_the_loop_runs_share_one_wakeup(store: Store) -> None:
+    """A burst of new MACs wakes the loop once, not once each; what is posted while the batch
+    runs gets a wakeup of its own; a posted change that fails costs only itself."""
+    server = server_with(store, {"sw": SECRET})
+    wakeups: list[Callable[[], object]] = []
+    server._soon = wakeups.append
+    macs = [f"aabbcc0001{index:02x}" for index in range(50)]
+    for identifier, mac in enumerate(macs):
+        server.handle_auth(mab(mac, identifier), NAS, 1.0)
+    assert len(wakeups) == 1 and len(server.inventory) == 0
+
+    def fails() -> None:
+        raise RuntimeError("a bug in one change")
+
+    server._post(fails)
+    server._post(lambda: server.handle_auth(mab("aabbcc000200"), NAS, 2.0))  # posts again
+    assert len(wakeups) == 1
+    wakeups[0]()
+    assert len(server.inventory) == 50 and server.counters["posted.failed"] == 1
+    assert len(wakeups) == 2  # the MAC that arrived while the batch ran brought its own
+    wakeups[1]()
+    assert len(server.inventory) == 51

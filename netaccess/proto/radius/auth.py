@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from netaccess.proto.radius.errors import BadAttribute, BadAuthenticator, EncodeError
 from netaccess.proto.radius.packet import (
@@ -28,9 +29,12 @@ _ZERO = bytes(AUTHENTICATOR_SIZE)
 MAX_PASSWORD = 128  # RFC 2865 §5.2
 
 
+_MD5 = hashlib.md5
+
+
 def _md5(*parts: bytes) -> bytes:
     # RADIUS's own construction, RFC-defined; one C call over the joined parts.
-    return hashlib.md5(b"".join(parts), usedforsecurity=False).digest()
+    return _MD5(b"".join(parts), usedforsecurity=False).digest()
 
 
 def _hmac_md5(secret: bytes, data: bytes) -> bytes:
@@ -40,10 +44,23 @@ def _hmac_md5(secret: bytes, data: bytes) -> bytes:
     return keyed.digest()
 
 
+class _Keyed(Protocol):
+    def copy(self) -> _Keyed: ...
+    def update(self, data: bytes, /) -> None: ...
+    def digest(self) -> bytes: ...
+
+
 @functools.lru_cache(maxsize=1024)
-def _keyed_hmac(secret: bytes) -> hmac.HMAC:
-    """HMAC-MD5 keyed with one NAS's secret, before any data: a server has few secrets."""
-    return hmac.new(secret, digestmod=hashlib.md5)
+def _keyed_hmac(secret: bytes) -> _Keyed:
+    """HMAC-MD5 keyed with one NAS's secret, before any data: a server has few secrets.
+    Where hmac.HMAC wraps OpenSSL's HMAC object (CPython's `_hmac` attribute), that object
+    itself: its copy, update and digest are C calls, not Python methods around them (0.89
+    against 1.12 us an HMAC, two on every request); the wrapper where it does not."""
+    keyed = hmac.new(secret, digestmod=hashlib.md5)
+    inner = getattr(keyed, "_hmac", None)
+    if inner is not None and all(hasattr(inner, m) for m in ("copy", "update", "digest")):
+        return inner  # type: ignore[no-any-return]
+    return keyed
 
 
 def _with_authenticator(data: bytes, authenticator: bytes) -> bytes:
@@ -68,9 +85,9 @@ def _hide_blocks(plain: bytes, secret: bytes, start: bytes) -> bytes:
 def _reveal_blocks(hidden: bytes, secret: bytes, start: bytes) -> bytes:
     # Each block's pad needs only the hidden block before it, all known: the pads first,
     # then one XOR over the whole value (a MAB password is two blocks, every request).
-    pad = _md5(secret, start)
+    pad = _MD5(secret + start, usedforsecurity=False).digest()
     for i in range(16, len(hidden), 16):
-        pad += _md5(secret, hidden[i - 16 : i])
+        pad += _MD5(secret + hidden[i - 16 : i], usedforsecurity=False).digest()
     size = len(hidden)
     return (int.from_bytes(hidden, "big") ^ int.from_bytes(pad, "big")).to_bytes(size, "big")
 
@@ -170,7 +187,8 @@ def encode_signed_reply(
     # The MA covers the reply with the request's authenticator and itself zeroed; the
     # Response Authenticator then covers the reply with the request's and the MA filled in.
     signed = _MA_HEADER + _hmac_md5(secret, head + request_authenticator + _MA_FIRST + body)
-    return head + _md5(head, request_authenticator, signed, body, secret) + signed + body
+    response = _MD5(head + request_authenticator + signed + body + secret, usedforsecurity=False)
+    return head + response.digest() + signed + body
 
 
 def encode_request(

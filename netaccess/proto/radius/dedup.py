@@ -42,13 +42,20 @@ class DuplicateCache:
         self.in_progress = in_progress  # how long a request may stay unanswered
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self.duplicates = 0
+        # Expired entries are swept at most this often (each lookup checks its own entry's
+        # expiry, so a late sweep only keeps memory a little longer; capacity bounds it).
+        self._sweep_every = min(lifetime, 0.25)
+        self._sweep_at = float("-inf")
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def arrive(self, key: Key, now: float) -> Lookup:
         """Note a request: NEW (and now in progress) or a duplicate of one seen."""
-        self._expire(now)
+        # Due, or the clock stepped back past the last sweep.
+        if not self._sweep_at - self._sweep_every <= now < self._sweep_at:
+            self._sweep_at = now + self._sweep_every
+            self._expire(now)
         entry = self._entries.get(key)
         if entry is not None and entry.expires > now:
             self.duplicates += 1
