@@ -32,9 +32,9 @@ MAX_PASSWORD = 128  # RFC 2865 §5.2
 _MD5 = hashlib.md5
 
 
-def _md5(*parts: bytes) -> bytes:
-    # RADIUS's own construction, RFC-defined; one C call over the joined parts.
-    return _MD5(b"".join(parts), usedforsecurity=False).digest()
+def _md5(data: bytes) -> bytes:
+    # RADIUS's own construction, RFC-defined; callers concatenate (cheaper than a join).
+    return _MD5(data, usedforsecurity=False).digest()
 
 
 def _hmac_md5(secret: bytes, data: bytes) -> bytes:
@@ -77,7 +77,7 @@ def _hide_blocks(plain: bytes, secret: bytes, start: bytes) -> bytes:
     out = bytearray()
     previous = start
     for i in range(0, len(plain), 16):
-        previous = _xor(plain[i : i + 16], _md5(secret, previous))
+        previous = _xor(plain[i : i + 16], _md5(secret + previous))
         out += previous
     return bytes(out)
 
@@ -85,9 +85,9 @@ def _hide_blocks(plain: bytes, secret: bytes, start: bytes) -> bytes:
 def _reveal_blocks(hidden: bytes, secret: bytes, start: bytes) -> bytes:
     # Each block's pad needs only the hidden block before it, all known: the pads first,
     # then one XOR over the whole value (a MAB password is two blocks, every request).
-    pad = _MD5(secret + start, usedforsecurity=False).digest()
+    pad = _md5(secret + start)
     for i in range(16, len(hidden), 16):
-        pad += _MD5(secret + hidden[i - 16 : i], usedforsecurity=False).digest()
+        pad += _md5(secret + hidden[i - 16 : i])
     size = len(hidden)
     return (int.from_bytes(hidden, "big") ^ int.from_bytes(pad, "big")).to_bytes(size, "big")
 
@@ -132,7 +132,7 @@ def verify_request_authenticator(data: bytes, secret: bytes) -> None:
     """An Accounting-, CoA- or Disconnect-Request's authenticator: MD5 over the packet with
     a zero authenticator, then the secret."""
     data = data[: _length(data)]
-    expected = _md5(_with_authenticator(data, _ZERO), secret)
+    expected = _md5(_with_authenticator(data, _ZERO) + secret)
     if not hmac.compare_digest(expected, data[4:HEADER_SIZE]):
         raise BadAuthenticator("Request Authenticator does not verify (wrong secret?)")
 
@@ -141,7 +141,7 @@ def verify_reply(data: bytes, packet: Packet, request_authenticator: bytes, secr
     """A reply's Response Authenticator, MD5(Code ID Length RequestAuth Attributes Secret),
     and its Message-Authenticator if it has one."""
     data = data[: _length(data)]
-    expected = _md5(_with_authenticator(data, request_authenticator), secret)
+    expected = _md5(_with_authenticator(data, request_authenticator) + secret)
     if not hmac.compare_digest(expected, data[4:HEADER_SIZE]):
         raise BadAuthenticator("Response Authenticator does not verify (wrong secret?)")
     verify_message_authenticator(data, packet, secret, request_authenticator)
@@ -168,7 +168,7 @@ def encode_reply(
     data = encode_packet(code, identifier, request_authenticator, attributes)
     if message_authenticator:
         data = _sign_message_authenticator(data, secret)
-    return _with_authenticator(data, _md5(data, secret))
+    return _with_authenticator(data, _md5(data + secret))
 
 
 _MA_HEADER = bytes((MESSAGE_AUTHENTICATOR, 2 + AUTHENTICATOR_SIZE))
@@ -187,8 +187,8 @@ def encode_signed_reply(
     # The MA covers the reply with the request's authenticator and itself zeroed; the
     # Response Authenticator then covers the reply with the request's and the MA filled in.
     signed = _MA_HEADER + _hmac_md5(secret, head + request_authenticator + _MA_FIRST + body)
-    response = _MD5(head + request_authenticator + signed + body + secret, usedforsecurity=False)
-    return head + response.digest() + signed + body
+    response = _md5(head + request_authenticator + signed + body + secret)
+    return head + response + signed + body
 
 
 def encode_request(
@@ -217,7 +217,7 @@ def encode_request(
     if message_authenticator:
         data = _sign_message_authenticator(data, secret)
     if signed:
-        data = _with_authenticator(data, _md5(data, secret))
+        data = _with_authenticator(data, _md5(data + secret))
     return data
 
 
