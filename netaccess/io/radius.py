@@ -110,7 +110,6 @@ from netaccess.proto.radius.packet import (
 from netaccess.proto.radius.server import (
     ACCOUNTING_CODES,
     AUTH_CODES,
-    Accepted,
     Drop,
     NasPolicy,
     accept_request,
@@ -418,7 +417,7 @@ class RadiusServer:
         source: tuple[Any, ...],
         now: float,
         codes: frozenset[Code],
-        process: Callable[[_Nas, Accepted, tuple[Any, ...], float, Key], bytes | _Later | None],
+        process: Callable[[_Nas, Packet, tuple[Any, ...], float, Key], bytes | _Later | None],
         dedup: DuplicateCache,
     ) -> bytes | None:
         counters = self.counters
@@ -470,9 +469,8 @@ class RadiusServer:
             )
 
     def _authorize(
-        self, nas: _Nas, accepted: Accepted, source: tuple[Any, ...], now: float, key: Key
+        self, nas: _Nas, packet: Packet, source: tuple[Any, ...], now: float, key: Key
     ) -> bytes | _Later | None:
-        packet = accepted.packet
         secret = nas.policy.secret
         stats = self.per_client[nas.config.name]
         if packet.code == Code.STATUS_SERVER:  # RFC 5997 §3: alive, and the secret is right
@@ -495,7 +493,7 @@ class RadiusServer:
         mac = None
         if name is not None and hidden is not None:
             password = auth.reveal_password(hidden, secret, packet.authenticator)
-            mac = mab_mac(name, password.rstrip(b"\0"))
+            mac = mab_mac(name, password)  # reveal_password strips the NUL padding
         if mac is None:
             # Plain user PAP is not served (users sign in with 802.1X or at the portal): a
             # clear no, not silence.
@@ -846,10 +844,9 @@ class RadiusServer:
             return self.sessions.sessions()
 
     def _account(
-        self, nas: _Nas, accepted: Accepted, source: tuple[Any, ...], now: float, _key: Key
+        self, nas: _Nas, packet: Packet, source: tuple[Any, ...], now: float, _key: Key
     ) -> bytes:
         address = _unmapped(source[0])
-        packet = accepted.packet
         stats = self.per_client[nas.config.name]
         decoded = self.dictionary.decode(packet)
         try:
@@ -876,7 +873,7 @@ class RadiusServer:
             packet.authenticator,
             (),
             nas.policy.secret,
-            message_authenticator=accepted.message_authenticator,
+            message_authenticator=packet.message_authenticator_at is not None,
         )
 
     # --- the sockets -----------------------------------------------------------------------

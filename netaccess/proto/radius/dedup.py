@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 Key = tuple[str, int, int, int, bytes]  # (client address, port, code, identifier, authenticator)
 
@@ -18,10 +19,9 @@ class Seen(enum.Enum):
     ANSWERED = "answered"  # send the cached reply again
 
 
-@dataclass(slots=True)
-class _Entry:
-    reply: bytes | None
-    expires: float
+# An entry is [reply or None while in progress, expiry]: a two-slot list, made on every
+# request, costs a third of a slotted dataclass instance (0.05 against 0.16 us here).
+_REPLY, _EXPIRES = 0, 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +40,7 @@ class DuplicateCache:
         self.lifetime = lifetime
         self.capacity = capacity
         self.in_progress = in_progress  # how long a request may stay unanswered
-        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._entries: OrderedDict[Key, list[Any]] = OrderedDict()
         self.duplicates = 0
         # Expired entries are swept at most this often (each lookup checks its own entry's
         # expiry, so a late sweep only keeps memory a little longer; capacity bounds it).
@@ -56,15 +56,16 @@ class DuplicateCache:
         if not self._sweep_at - self._sweep_every <= now < self._sweep_at:
             self._sweep_at = now + self._sweep_every
             self._expire(now)
-        entry = self._entries.get(key)
-        if entry is not None and entry.expires > now:
-            self.duplicates += 1
-            if entry.reply is None:
-                return Lookup(Seen.IN_PROGRESS)
-            return Lookup(Seen.ANSWERED, entry.reply)
         entries = self._entries
-        entries[key] = _Entry(None, now + self.in_progress)
-        entries.move_to_end(key)
+        entry = entries.get(key)
+        if entry is not None:
+            if entry[_EXPIRES] > now:
+                self.duplicates += 1
+                if entry[_REPLY] is None:
+                    return Lookup(Seen.IN_PROGRESS)
+                return Lookup(Seen.ANSWERED, entry[_REPLY])
+            entries.move_to_end(key)  # expired but not yet swept: it starts again, at the end
+        entries[key] = [None, now + self.in_progress]  # a new key goes in at the end
         while len(entries) > self.capacity:
             entries.popitem(last=False)
         return _NEW
@@ -74,8 +75,8 @@ class DuplicateCache:
         entry = self._entries.get(key)
         if entry is None:
             return  # pushed out meanwhile: nothing to keep
-        entry.reply = reply
-        entry.expires = now + self.lifetime
+        entry[_REPLY] = reply
+        entry[_EXPIRES] = now + self.lifetime
         self._entries.move_to_end(key)
 
     def forget(self, key: Key) -> None:
@@ -89,6 +90,6 @@ class DuplicateCache:
         entries = self._entries
         while entries:
             key, entry = next(iter(entries.items()))
-            if entry.expires > now:
+            if entry[_EXPIRES] > now:
                 break
             del entries[key]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.errors import BadAuthenticator, MalformedPacket
@@ -35,24 +34,25 @@ class NasPolicy:
     require_message_authenticator: bool = True
 
 
-class Accepted(NamedTuple):  # one per request: a tuple is the cheapest immutable record
-    packet: Packet
-    message_authenticator: bool  # the request carried one (and it verified)
-
-
 AUTH_CODES = frozenset({Code.ACCESS_REQUEST, Code.STATUS_SERVER})
 ACCOUNTING_CODES = frozenset({Code.ACCOUNTING_REQUEST})
 
 
-def accept_request(data: bytes, nas: NasPolicy, codes: frozenset[Code]) -> Accepted | Drop:
-    """`data` from the NAS `nas`, on a port serving `codes`: the request, or why to drop it."""
+_ACCOUNTING_REQUEST, _STATUS_SERVER = Code.ACCOUNTING_REQUEST, Code.STATUS_SERVER
+
+
+def accept_request(data: bytes, nas: NasPolicy, codes: frozenset[Code]) -> Packet | Drop:
+    """`data` from the NAS `nas`, on a port serving `codes`: the request, or why to drop it.
+    An accepted request's `message_authenticator_at` is set when it carried one (which then
+    verified)."""
     try:
         packet = decode_packet(data)
     except MalformedPacket:
         return Drop.MALFORMED
-    if packet.code not in codes:
+    code = packet.code
+    if code not in codes:
         return Drop.UNKNOWN_CODE
-    if packet.code == Code.ACCOUNTING_REQUEST:
+    if code == _ACCOUNTING_REQUEST:
         try:
             auth.verify_request_authenticator(data, nas.secret)
         except BadAuthenticator:
@@ -61,12 +61,12 @@ def accept_request(data: bytes, nas: NasPolicy, codes: frozenset[Code]) -> Accep
         has_ma = auth.verify_message_authenticator(data, packet, nas.secret)
     except BadAuthenticator:
         return Drop.BAD_MESSAGE_AUTHENTICATOR
-    if not has_ma and packet.code in AUTH_CODES:
+    if not has_ma and code in AUTH_CODES:
         if packet.has(EAP_MESSAGE):
             return Drop.EAP_WITHOUT_MA
         # RFC 5997 §3: Status-Server always carries one.
-        if nas.require_message_authenticator or packet.code == Code.STATUS_SERVER:
+        if nas.require_message_authenticator or code == _STATUS_SERVER:
             return Drop.MISSING_MESSAGE_AUTHENTICATOR
         if packet.has(PROXY_STATE):
             return Drop.PROXY_STATE_WITHOUT_MA
-    return Accepted(packet, has_ma)
+    return packet
