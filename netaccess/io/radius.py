@@ -76,7 +76,7 @@ from netaccess.proto.detect.observation import ObservationSource
 from netaccess.proto.mac import InvalidMac, parse_mac
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.coa import CoaExchange, Next, Outcome
-from netaccess.proto.radius.dedup import DuplicateCache, Key, Seen
+from netaccess.proto.radius.dedup import NEW, DuplicateCache, Key
 from netaccess.proto.radius.dictionary import Dictionary
 from netaccess.proto.radius.eap import EapCode, EapType, encode_eap
 from netaccess.proto.radius.eap_server import (
@@ -436,7 +436,7 @@ class RadiusServer:
             return None
         key: Key = (source[0], source[1], data[0], data[1], data[4:20])
         seen = dedup.arrive(key, now)
-        if seen.seen is not Seen.NEW:
+        if seen is not NEW:
             counters["duplicates"] += 1
             return seen.reply
         result = accept_request(data, nas.policy, codes)

@@ -30,7 +30,7 @@ class Lookup:
     reply: bytes | None = None
 
 
-_NEW = Lookup(Seen.NEW)  # frozen, so one serves every new request
+NEW = Lookup(Seen.NEW)  # frozen, so one serves every new request: test `is NEW`
 
 
 class DuplicateCache:
@@ -68,7 +68,7 @@ class DuplicateCache:
         entries[key] = [None, now + self.in_progress]  # a new key goes in at the end
         while len(entries) > self.capacity:
             entries.popitem(last=False)
-        return _NEW
+        return NEW
 
     def answer(self, key: Key, reply: bytes, now: float) -> None:
         """The reply sent to `key`, kept for its retransmits."""

@@ -91,8 +91,10 @@ class Packet(NamedTuple):
     def joined(self, kind: int) -> bytes | None:
         """The values of every `kind` attribute concatenated in order (EAP-Message, RFC 3579
         §3.1), or None when there is none."""
-        parts = [value for found, value in self.attributes if found == kind]
-        return b"".join(parts) if parts else None
+        for found, _ in self.attributes:  # most requests have none: a scan, no list built
+            if found == kind:
+                return b"".join([value for found, value in self.attributes if found == kind])
+        return None
 
     def vendor_attributes(self) -> list[tuple[int, int, bytes]]:
         """Every Vendor-Specific sub-attribute as (vendor id, vendor type, value)."""
