@@ -41,7 +41,7 @@ import socket
 import sys
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -309,9 +309,12 @@ class RadiusServer:
             for _ in range(2)
         )
         self.sessions = SessionTable(self.settings.max_sessions)
-        self.counters: Counter[str] = Counter()
-        self.per_client: dict[str, Counter[str]] = {
-            c.name: Counter() for c in self.settings.clients
+        # Plain dicts, not Counters: a Counter's `+=` is a generic subscript (0.1 us against
+        # 0.035 for a dict's), and three run on every request. The hot keys are seeded;
+        # every other count goes through _bump.
+        self.counters: dict[str, int] = dict.fromkeys(_HOT_COUNTERS, 0)
+        self.per_client: dict[str, dict[str, int]] = {
+            c.name: dict.fromkeys(_HOT_CLIENT_COUNTERS, 0) for c in self.settings.clients
         }
         self._by_address: dict[str, RadiusClientConfig | None] = {}
         self._nas: dict[str, _Nas | None] = {}
@@ -424,12 +427,12 @@ class RadiusServer:
         counters["received"] += 1
         client = self._client_at(source[0])
         if client is None:
-            counters["dropped.unknown-client"] += 1
+            _bump(counters, "dropped.unknown-client")
             return None
         nas = self._nas[client.name]
         if nas is None:
-            counters["dropped.no-secret"] += 1
-            self.per_client[client.name]["dropped.no-secret"] += 1
+            _bump(counters, "dropped.no-secret")
+            _bump(self.per_client[client.name], "dropped.no-secret")
             return None
         if len(data) < 20:
             self._drop(nas, Drop.MALFORMED)
@@ -460,8 +463,8 @@ class RadiusServer:
         return reply
 
     def _drop(self, nas: _Nas, reason: Drop, detail: str = "") -> None:
-        self.counters["dropped." + reason.value] += 1
-        self.per_client[nas.config.name]["dropped." + reason.value] += 1
+        _bump(self.counters, "dropped." + reason.value)
+        _bump(self.per_client[nas.config.name], "dropped." + reason.value)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "RADIUS request dropped",
@@ -474,7 +477,7 @@ class RadiusServer:
         secret = nas.policy.secret
         stats = self.per_client[nas.config.name]
         if packet.code == Code.STATUS_SERVER:  # RFC 5997 §3: alive, and the secret is right
-            stats["status-server"] += 1
+            _bump(stats, "status-server")
             return auth.encode_reply(
                 Code.ACCESS_ACCEPT, packet.identifier, packet.authenticator, (), secret
             )
@@ -486,7 +489,7 @@ class RadiusServer:
                 raise
             except Exception:
                 # A bug must cost one request, never the auth port's receive thread.
-                stats["dropped.eap-error"] += 1
+                _bump(stats, "dropped.eap-error")
                 log.exception("802.1X request failed", extra={"client": nas.config.name})
                 return None
         name, hidden = packet.first(USER_NAME), packet.first(USER_PASSWORD)
@@ -497,7 +500,7 @@ class RadiusServer:
         if mac is None:
             # Plain user PAP is not served (users sign in with 802.1X or at the portal): a
             # clear no, not silence.
-            stats["rejected.not-mab"] += 1
+            _bump(stats, "rejected.not-mab")
             return auth.encode_reply(
                 Code.ACCESS_REJECT,
                 packet.identifier,
@@ -530,7 +533,7 @@ class RadiusServer:
         stats = self.per_client[nas.config.name]
         request = _EapRequest(nas, packet, packet.first(STATE), _station_mac(packet), key, source)
         if self.eap is None:
-            stats["rejected.eap-not-served"] += 1
+            _bump(stats, "rejected.eap-not-served")
             return self._eap_reject(request, _failure_for(eap), "802.1X (EAP) is not served")
         if request.state is None:
             mtu = packet.first(FRAMED_MTU)
@@ -547,19 +550,19 @@ class RadiusServer:
                 with self._conversations_lock:
                     added = self._conversations.add(state, session, now)
                 if not added:
-                    stats["rejected.eap-busy"] += 1
+                    _bump(stats, "rejected.eap-busy")
                     return self._eap_reject(
                         request,
                         _failure_for(eap),
                         "too many 802.1X sign-ins under way: try again shortly",
                     )
-                stats["eap.started"] += 1
+                _bump(stats, "eap.started")
                 request = _EapRequest(nas, packet, state, request.mac, key, source)
             return self._eap_step(request, session, step, now)
         with self._conversations_lock:
             found = self._conversations.get(request.state, now)
         if found is None or found.nas != nas.config.name:
-            stats["rejected.eap-unknown-state"] += 1
+            _bump(stats, "rejected.eap-unknown-state")
             return self._eap_reject(
                 request, _failure_for(eap), "the 802.1X sign-in timed out: start again"
             )
@@ -573,7 +576,7 @@ class RadiusServer:
         stats = self.per_client[request.nas.config.name]
         if isinstance(step, Challenge):
             assert request.state is not None
-            stats["eap.challenge"] += 1
+            _bump(stats, "eap.challenge")
             packet = request.packet
             return auth.encode_reply(
                 Code.ACCESS_CHALLENGE,
@@ -583,7 +586,7 @@ class RadiusServer:
                 request.nas.policy.secret,
             )
         if isinstance(step, Discard):
-            stats["dropped.eap-discarded"] += 1
+            _bump(stats, "dropped.eap-discarded")
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("EAP message discarded", extra={"why": step.why})
             return None
@@ -591,11 +594,11 @@ class RadiusServer:
             return self._check_password(request, session, step, now)
         self._end(request)
         if isinstance(step, Failure):
-            stats["rejected.eap"] += 1
+            _bump(stats, "rejected.eap")
             self._log_failure(request, session, step.why)
             return self._eap_reject(request, step.eap, "802.1X authentication failed")
         reply, stat = self._eap_success(request, step, now)
-        stats[stat] += 1
+        _bump(stats, stat)
         return reply
 
     def _end(self, request: _EapRequest) -> None:
@@ -618,7 +621,7 @@ class RadiusServer:
         if verdict is None:
             verdict = self.passwords.verify(realm, user, step.password, keys, now)
         reply, stat = self._password_result(request, session, verdict, now)
-        self.per_client[request.nas.config.name][stat] += 1
+        _bump(self.per_client[request.nas.config.name], stat)
         return reply
 
     def _check_later(
@@ -646,14 +649,14 @@ class RadiusServer:
         # Counted here, at once, as the accounting thread counts beside the auth one (the
         # counters are views; the GIL makes each increment all but atomic).
         if stat:
-            self.per_client[request.nas.config.name][stat] += 1
+            _bump(self.per_client[request.nas.config.name], stat)
         send = self._auth_send
         if reply is not None and send is not None:
             self.counters["answered"] += 1
             try:
                 send(reply, request.source)
             except OSError:
-                self.counters["send-failed"] += 1
+                _bump(self.counters, "send-failed")
 
     def _password_result(
         self, request: _EapRequest, session: _EapSession, verdict: PasswordVerdict, now: float
@@ -777,7 +780,7 @@ class RadiusServer:
         if mac in self._learning:
             return
         if len(self._learning) >= LEARN_BACKLOG:
-            self.counters["learn.waited"] += 1
+            _bump(self.counters, "learn.waited")
             self._on_loop(partial(self._learn, mac, now, None))
             return
         self._learning.add(mac)
@@ -827,7 +830,7 @@ class RadiusServer:
             try:
                 work()
             except Exception:  # a bug costs that one change, not the loop or the rest
-                self.counters["posted.failed"] += 1
+                _bump(self.counters, "posted.failed")
                 log.exception("posted RADIUS work failed")
 
     def _learned_soon(self, mac: str, now: float) -> None:
@@ -852,13 +855,13 @@ class RadiusServer:
         try:
             record = accounting_record(decoded)
         except AccountingError as exc:
-            stats["accounting.ignored"] += 1
+            _bump(stats, "accounting.ignored")
             log.info(
                 "accounting request kept out of the session table",
                 extra={"client": nas.config.name, "reason": str(exc)},
             )
         else:
-            stats[f"accounting.{record.status.name.lower()}"] += 1
+            _bump(stats, f"accounting.{record.status.name.lower()}")
             with self._sessions_lock:
                 session = self.sessions.apply(nas.config.name, address, record, now)
             if session is not None and session.mac is not None and session.framed_ip:
@@ -992,7 +995,7 @@ class RadiusServer:
         if outcome.next is Next.FORGET_SESSION:
             with self._sessions_lock:
                 self.sessions.forget(session.nas, session.session_id)
-        self.counters[f"coa.{outcome.next.value}"] += 1
+        _bump(self.counters, f"coa.{outcome.next.value}")
         view.update(
             outcome=outcome.next.value,
             steps=[
@@ -1091,7 +1094,7 @@ class RadiusServer:
                     try:
                         sendto(reply, source)
                     except OSError:
-                        self.counters["send-failed"] += 1
+                        _bump(self.counters, "send-failed")
         finally:
             self._count_drops(sock, counted)
             sock.close()
@@ -1099,7 +1102,7 @@ class RadiusServer:
     def _count_drops(self, sock: socket.socket, counted: int) -> int:
         total = _drops(sock)
         if total != counted:
-            self.counters["dropped.overload"] += (total - counted) & 0xFFFFFFFF
+            _bump(self.counters, "dropped.overload", (total - counted) & 0xFFFFFFFF)
         return total
 
     # --- views -----------------------------------------------------------------------------
@@ -1121,6 +1124,14 @@ class RadiusServer:
                 }
             )
         return out
+
+
+_HOT_COUNTERS = ("received", "answered", "duplicates")
+_HOT_CLIENT_COUNTERS = ("accepted.mab",)
+
+
+def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:
+    counts[key] = counts.get(key, 0) + by
 
 
 def _clipped(text: str) -> bytes:
