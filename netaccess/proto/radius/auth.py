@@ -117,14 +117,12 @@ def verify_message_authenticator(
     if at is None:
         return False
     end = at + AUTHENTICATOR_SIZE
-    covered = data[:at] + _ZERO + data[end : data[2] << 8 | data[3]]
+    covered = data[:at] + _ZERO + data[end : _length(data)]
     if request_authenticator is not None:
         covered = _with_authenticator(covered, request_authenticator)
     elif packet.code in SIGNED_REQUESTS:
         covered = _with_authenticator(covered, _ZERO)
-    keyed = _keyed_hmac(secret).copy()  # _hmac_md5, unrolled: this runs on every request
-    keyed.update(covered)
-    if not hmac.compare_digest(keyed.digest(), data[at:end]):
+    if not hmac.compare_digest(_hmac_md5(secret, covered), data[at:end]):
         raise BadAuthenticator("Message-Authenticator does not verify (wrong secret?)")
     return True
 
@@ -187,9 +185,7 @@ def encode_signed_reply(
     head = bytes((code, identifier, length >> 8, length & 0xFF))
     # The MA covers the reply with the request's authenticator and itself zeroed; the
     # Response Authenticator then covers the reply with the request's and the MA filled in.
-    keyed = _keyed_hmac(secret).copy()  # _hmac_md5, unrolled: this runs on every request
-    keyed.update(head + request_authenticator + _MA_FIRST + body)
-    signed = _MA_HEADER + keyed.digest()
+    signed = _MA_HEADER + _hmac_md5(secret, head + request_authenticator + _MA_FIRST + body)
     response = _md5(head + request_authenticator + signed + body + secret)
     return head + response + signed + body
 
