@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from netaccess.config import DEFAULT_CONFIG_TEXT, load_config_text
 from netaccess.config.radius_dictionary import standard_dictionary
+from netaccess.io import mmsg
 from netaccess.io import radius as radius_io
 from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
@@ -179,13 +180,62 @@ def test_garbage_from_a_client_is_dropped_never_raised(data: bytes, port: int) -
         assert server.counters["answered"] <= 1  # only a valid Status-Server could be
 
 
+@pytest.mark.parametrize("path", ["batches", "each"])
+def test_the_receive_thread_answers_each_datagram_its_handler_answers(
+    store: Store, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """A burst from two sources: each gets the replies to its own datagrams, in order, and
+    nothing for those the handler drops (None); the handler saw every datagram with its
+    source."""
+    if path == "each":
+        monkeypatch.setattr(mmsg.Batches, "open", lambda *args: None)
+    server = server_with(store, {"sw": SECRET})
+    listening = radius_io._udp_socket("127.0.0.1", 0, 1 << 16)
+    senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    seen: list[tuple[bytes, object]] = []
+
+    def handle(data: bytes, source: tuple[object, ...], now: float) -> bytes | None:
+        seen.append((data, source))
+        return None if data.endswith(b"drop") else b"re:" + data
+
+    stop = threading.Event()
+    thread = threading.Thread(target=server._receive, args=(listening, handle, stop))
+    try:
+        target = listening.getsockname()
+        for sender in senders:
+            sender.bind(("127.0.0.1", 0))
+            sender.settimeout(5)
+        for index in range(40):  # queued before the thread starts: batches of several
+            senders[index % 2].sendto(b"%d" % index + (b" drop" if index % 5 == 0 else b""), target)
+        thread.start()
+        for which, sender in enumerate(senders):
+            wanted = [b"re:%d" % i for i in range(which, 40, 2) if i % 5]
+            heard = [sender.recvfrom(64) for _ in wanted]
+            assert [data for data, _ in heard] == wanted
+            assert {source for _, source in heard} == {target}
+        assert len(seen) == 40
+        assert {source for _, source in seen} == {s.getsockname() for s in senders}
+        assert server.counters.get("send-failed", 0) == 0
+    finally:
+        stop.set()
+        radius_io._wake(listening)
+        thread.join(10)
+        for sender in senders:
+            sender.close()
+        listening.close()
+
+
+@pytest.mark.parametrize("path", ["batches", "each"])
 def test_a_full_receive_queue_is_counted_and_shutting_down_stops_the_thread(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     """On loopback: while the thread is busy, datagrams past a small receive buffer are
     dropped by the kernel and counted as dropped.overload (the socket's drop count); the
-    shutdown the server does when stopping wakes the thread blocked in recvfrom, and it
-    closes the socket."""
+    shutdown the server does when stopping wakes the thread blocked in its receive, and it
+    closes the socket. Both receive paths: recvmmsg batches, and recvfrom where the system
+    lacks recvmmsg."""
+    if path == "each":
+        monkeypatch.setattr(mmsg.Batches, "open", lambda *args: None)
     server = server_with(store, {"sw": SECRET})
     listening = radius_io._udp_socket("127.0.0.1", 0, 4096)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
