@@ -265,9 +265,14 @@ class _EapRequest:
     nas: _Nas
     packet: Packet
     state: bytes | None
-    mac: str | None  # Calling-Station-Id, normalised; None when it is not a MAC
     key: Key
     source: tuple[Any, ...]
+
+    @property
+    def mac(self) -> str | None:
+        """Calling-Station-Id, normalised; None when it is not a MAC. Parsed when asked:
+        only the request that ends a conversation needs it."""
+        return _station_mac(self.packet)
 
 
 class RadiusServer:
@@ -540,7 +545,7 @@ class RadiusServer:
         self, nas: _Nas, packet: Packet, eap: bytes, source: tuple[Any, ...], now: float, key: Key
     ) -> bytes | _Later | None:
         stats = self.per_client[nas.config.name]
-        request = _EapRequest(nas, packet, packet.first(STATE), _station_mac(packet), key, source)
+        request = _EapRequest(nas, packet, packet.first(STATE), key, source)
         if self.eap is None:
             _bump(stats, "rejected.eap-not-served")
             return self._eap_reject(request, _failure_for(eap), "802.1X (EAP) is not served")
@@ -566,7 +571,7 @@ class RadiusServer:
                         "too many 802.1X sign-ins under way: try again shortly",
                     )
                 _bump(stats, "eap.started")
-                request = _EapRequest(nas, packet, state, request.mac, key, source)
+                request = _EapRequest(nas, packet, state, key, source)
             return self._eap_step(request, session, step, now)
         with self._conversations_lock:
             found = self._conversations.get(request.state, now)
