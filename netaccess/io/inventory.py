@@ -167,6 +167,15 @@ class Inventory:
                         self._queue_write(owner, [event])
         return count
 
+    def record(self, event: EndpointEvent) -> bool:
+        """Keep `event` in a known endpoint's history without changing the endpoint (what a
+        NAS answered to a CoA, say); False, and nothing kept, when the MAC is unknown."""
+        endpoint = self._endpoints.get(event.mac)
+        if endpoint is None:
+            return False
+        self._queue_write(endpoint, [event])
+        return True
+
     def _replace(self, ep: Endpoint, events: list[EndpointEvent], *, persist: bool) -> None:
         previous = self._endpoints.get(ep.mac)
         if self._on_membership is not None and (

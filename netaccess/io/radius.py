@@ -65,7 +65,7 @@ from netaccess.policy.credentials import (
     hash_password,
     verify_password,
 )
-from netaccess.policy.endpoint import Endpoint
+from netaccess.policy.endpoint import Endpoint, EndpointEvent, EventKind
 from netaccess.policy.radius_mab import mab_mac, vlan_attributes
 from netaccess.policy.radius_sessions import (
     AccountingError,
@@ -997,6 +997,7 @@ class RadiusServer:
         view: dict[str, Any] = {"nas": session.nas, "session_id": session.session_id}
         if client is None or nas is None or client.coa is CoaMethod.NONE:
             view.update(outcome="not-sent", why="no CoA for this NAS (coa = none, or no secret)")
+            self._audit_coa(session, why, view)
             return view
         code = Code.DISCONNECT_REQUEST if client.coa is CoaMethod.DISCONNECT else Code.COA_REQUEST
         steps = []
@@ -1029,7 +1030,26 @@ class RadiusServer:
             "RADIUS CoA " + outcome.next.value,
             extra={"mac": session.mac, "why": why, **view},
         )
+        self._audit_coa(session, why, view)
         return view
+
+    def _audit_coa(self, session: Session, why: str, view: dict[str, Any]) -> None:
+        """The push in the endpoint's history (`appliance endpoints show`): which NAS and
+        session, why, the outcome, and each request with its answer, NAK Error-Cause and
+        tries. On the loop, as the inventory is."""
+        if session.mac is None:
+            return
+        detail = {
+            "nas": session.nas,
+            "session_id": session.session_id,
+            "why": why,
+            "outcome": view["outcome"],
+        }
+        if "steps" in view:
+            detail["steps"] = "; ".join(_coa_step_text(step) for step in view["steps"])
+        else:
+            detail["detail"] = view["why"]
+        self.inventory.record(EndpointEvent(time.time(), session.mac, EventKind.COA, detail))
 
     async def _exchange(
         self, code: Code, session: Session, client: RadiusClientConfig, secret: bytes
@@ -1201,6 +1221,18 @@ _HOT_CLIENT_COUNTERS = ("accepted.mab",)
 
 def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:
     counts[key] = counts.get(key, 0) + by
+
+
+def _coa_step_text(step: dict[str, Any]) -> str:
+    """One request of a push, as its event says it: "coa-request nak 401 (1 try)"."""
+    if step["acked"]:
+        answer = "ack"
+    elif step["error_cause"] is not None:
+        answer = f"nak {step['error_cause']}"
+    else:
+        answer = step["why"] or "no answer"  # "no answer", or a NAK without an Error-Cause
+    tries = step["tries"]
+    return f"{step['request']} {answer} ({tries} {'try' if tries == 1 else 'tries'})"
 
 
 def _clipped(text: str) -> bytes:

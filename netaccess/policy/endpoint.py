@@ -38,6 +38,7 @@ class EventKind(enum.Enum):
     RETURNED = "returned"
     ROLE_CHANGED = "role-changed"
     ENFORCEMENT_REPAIRED = "enforcement-repaired"
+    COA = "coa"  # a CoA or Disconnect to the NAS holding its session, and what came of it
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,3 +125,34 @@ def test_role_change_sends_coa_retransmits_and_handles_naks(
     assert cli_json(base, "radius", "sessions") == []
     text = cli(base, "endpoints", "coa", MAC).stdout
     assert "no RADIUS accounting session known" in text
+
+    # Each push is in the endpoint's history, oldest first: why, the outcome, every request
+    # with its answer (a NAK's Error-Cause) and tries.
+    pushes = coa_events(base, 3)
+    assert [e["detail"]["why"] for e in pushes] == [
+        "role quarantine -> full",
+        "admin re-send",
+        "admin re-send",
+    ]
+    assert [e["detail"]["outcome"] for e in pushes] == ["done", "done", "forget-session"]
+    assert [e["detail"]["steps"] for e in pushes] == [
+        "coa-request ack (2 tries)",
+        "coa-request nak 401 (1 try); disconnect-request ack (1 try)",
+        "coa-request nak 503 (1 try)",
+    ]
+    assert {(e["detail"]["nas"], e["detail"]["session_id"]) for e in pushes} == {
+        ("lab-switch", "coa-0001")
+    }
+    assert "coa" in cli(base, "endpoints", "show", MAC).stdout
+
+
+def coa_events(base: Path, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The endpoint's coa events, oldest first, once `count` are stored (the inventory
+    writes in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = cli_json(base, "endpoints", "show", MAC)["events"]
+        found = [e for e in reversed(events) if e["kind"] == "coa"]
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)

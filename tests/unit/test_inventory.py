@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from netaccess.io.inventory import Inventory
-from netaccess.policy.endpoint import EndpointState
+from netaccess.policy.endpoint import EndpointEvent, EndpointState, EventKind
 from netaccess.proto.detect import DhcpMessageType, Observation, ObservationSource
 from netaccess.store import Store
 
@@ -57,6 +57,27 @@ async def test_many_frames_for_one_mac_are_one_pending_write(tmp_path: Path) -> 
         assert inv.pending_writes == 1
         await inv.flush()
         assert len(store.get_endpoint(A).ips) == 50  # type: ignore[union-attr]
+
+
+async def test_a_recorded_event_is_kept_for_a_known_endpoint_only(tmp_path: Path) -> None:
+    """record(): the event joins the endpoint's history unchanged otherwise; for an
+    unknown MAC it is refused and nothing is written."""
+    with Store.open(tmp_path / "db") as store:
+        inv = Inventory(store, [])
+        inv.observe([ack(A, "198.18.0.10", 1.0)])
+        await inv.flush()
+        before = inv.get(A)
+        coa = EndpointEvent(5.0, A, EventKind.COA, {"nas": "sw", "outcome": "done"})
+        assert inv.record(coa)
+        assert not inv.record(EndpointEvent(5.0, B, EventKind.COA, {"outcome": "done"}))
+        assert inv.pending_writes == 1
+        assert await inv.flush()
+        assert inv.get(A) == before
+        assert store.get_endpoint(A) == before
+        kept = [e for e in store.events() if e.kind is EventKind.COA]
+        assert [(e.mac, e.at, e.detail) for e in kept] == [
+            (A, 5.0, {"nas": "sw", "outcome": "done"})
+        ]
 
 
 async def test_a_reloaded_inventory_has_what_was_flushed(tmp_path: Path) -> None:

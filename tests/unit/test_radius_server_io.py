@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +22,8 @@ from netaccess.io import mmsg
 from netaccess.io import radius as radius_io
 from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
+from netaccess.policy.endpoint import EventKind
+from netaccess.policy.radius_sessions import Session
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.dictionary import named
 from netaccess.proto.radius.packet import MESSAGE_AUTHENTICATOR, Code, decode_packet
@@ -331,3 +334,34 @@ def test_new_macs_seen_before_the_loop_runs_share_one_wakeup(store: Store) -> No
     assert len(wakeups) == 2  # the MAC that arrived while the batch ran brought its own
     wakeups[1]()
     assert len(server.inventory) == 51
+
+
+async def test_a_push_a_nas_cannot_take_is_still_in_the_endpoints_history(store: Store) -> None:
+    """A NAS with coa = none is not told, and the endpoint's history says so; a session
+    without a MAC leaves no event."""
+    config = load_config_text(
+        DEFAULT_CONFIG_TEXT
+        + '[[radius.clients]]\nname = "sw"\naddress = "192.0.2.10"\nsecret = "sw"\n'
+        + 'coa = "none"\n',
+        "t.toml",
+    )
+    server = RadiusServer(config, Inventory(store, []), D, {"sw": SECRET}.get)
+    request = mab("aabbcc000009")
+    assert server.handle_auth(request, NAS, 1.0) is not None
+    mac = "aa:bb:cc:00:00:09"
+    await trio.sleep(0)  # the learning runs on the loop
+    assert server.inventory.get(mac) is not None
+    session = Session("sw", NAS[0], "s-1", mac, None, None, None, None, 1.0, 1.0)
+    view = await server.push(session, "role quarantine -> full")
+    assert view["outcome"] == "not-sent"
+    await server.push(Session("sw", NAS[0], "s-2", None, None, None, None, None, 1.0, 1.0), "x")
+    assert await server.inventory.flush()
+    (event,) = [e for e in store.events() if e.kind is EventKind.COA]
+    assert event.mac == mac
+    assert event.detail == {
+        "nas": "sw",
+        "session_id": "s-1",
+        "why": "role quarantine -> full",
+        "outcome": "not-sent",
+        "detail": "no CoA for this NAS (coa = none, or no secret)",
+    }

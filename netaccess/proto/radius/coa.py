@@ -133,6 +133,7 @@ class CoaExchange:
                 then = Next.TRY_DISCONNECT
             else:
                 then = Next.GIVE_UP
-            self.outcome = Outcome(then, False, cause, self._sent, f"NAK, Error-Cause {cause}")
+            why = "NAK without an Error-Cause" if cause is None else f"NAK, Error-Cause {cause}"
+            self.outcome = Outcome(then, False, cause, self._sent, why)
         self._due = None
         return self.outcome
