@@ -70,6 +70,7 @@ from netaccess.policy.radius_mab import mab_mac, vlan_attributes
 from netaccess.policy.radius_sessions import (
     AccountingError,
     Session,
+    SessionKey,
     SessionTable,
     accounting_record,
 )
@@ -117,12 +118,13 @@ from netaccess.proto.radius.server import (
     NasPolicy,
     accept_request,
 )
-from netaccess.store import Store
+from netaccess.store import Store, StoreError
 
 log = logging.getLogger("netaccess.radius")
 
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # linux/socket.h
 _SK_MEMINFO_DROPS = 8  # linux/sock_diag.h: the index of the drop count among the u32s
+SESSIONS_SAVE_EVERY = 1.0  # seconds between saves of the accounting session table
 DROPS_POLL = 1.0  # seconds between reads of a socket's drop count while serving
 # What one queued datagram costs the receive buffer: its bytes plus the kernel's sk_buff
 # (about 1 KiB on 64-bit with the truesize rounding); RADIUS requests are mostly < 300 bytes.
@@ -322,6 +324,12 @@ class RadiusServer:
             for _ in range(2)
         )
         self.sessions = SessionTable(self.settings.max_sessions)
+        # The table is kept in the store (every SESSIONS_SAVE_EVERY while serving, and when
+        # stopping), so a restart can still send CoA to the switches holding the sessions.
+        self._store = store
+        self._unsaved: dict[SessionKey, Session | None] = {}  # changes a failed save kept
+        if store is not None:
+            self.sessions.load(store.radius_sessions())
         # Plain dicts, not Counters: a Counter's `+=` is a generic subscript (0.1 us against
         # 0.035 for a dict's), and three run on every request. The hot keys are seeded;
         # every other count goes through _bump.
@@ -835,6 +843,31 @@ class RadiusServer:
                 # (a spare wakeup, harmless) or not; either way it is run next.
                 self._posted_wakeup = True
 
+    async def _save_sessions_every(self, period: float) -> None:
+        while True:
+            await trio.sleep(period)
+            self.save_sessions()
+
+    def save_sessions(self) -> bool:
+        """Write the session table's changes to the store, in one transaction. When that
+        fails, they are kept and tried again with the next (logged; False)."""
+        if self._store is None:
+            return True
+        with self._sessions_lock:
+            changes = self.sessions.take_changes()
+        if self._unsaved:
+            self._unsaved.update(changes)  # the newer state of a key wins
+            changes, self._unsaved = self._unsaved, {}
+        if not changes:
+            return True
+        try:
+            self._store.save_radius_sessions(changes)
+        except StoreError as exc:
+            self._unsaved = changes
+            log.error("RADIUS sessions not saved", extra={"error": str(exc)})
+            return False
+        return True
+
     def _run_posted(self) -> None:
         """On the loop: what was posted, in order. At most what is queued now runs, so
         threads that keep posting cannot hold the loop here."""
@@ -946,6 +979,8 @@ class RadiusServer:
                         )
                     )
                 nursery.start_soon(self._posted_batches)
+                if self._store is not None:
+                    nursery.start_soon(self._save_sessions_every, SESSIONS_SAVE_EVERY)
                 self._nursery = nursery
                 task_status.started()
         finally:
@@ -962,6 +997,7 @@ class RadiusServer:
             self._posted_arrived = None
             self._posted_wakeup = False
             self._run_posted()
+            self.save_sessions()  # what changed since the last save, before the daemon ends
 
     # --- Change-of-Authorization (RFC 5176) --------------------------------------------------
 

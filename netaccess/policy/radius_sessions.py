@@ -1,7 +1,9 @@
 """RADIUS accounting (RFC 2866) folded into a session table: which NAS holds which
 endpoint's session, on which port, with which IP address. Start and Interim-Update create
 or refresh a session, Stop ends it; Accounting-On/Off (the NAS rebooted) end all of that
-NAS's sessions. Time is a parameter; the table is bounded (the oldest update goes first)."""
+NAS's sessions. Time is a parameter; the table is bounded (the oldest update goes first).
+Every change is also journalled (take_changes) so the daemon can keep the table in its
+store: a restart must not leave it unable to reach the switches holding its endpoints."""
 
 from __future__ import annotations
 
@@ -97,14 +99,45 @@ def accounting_record(decoded: list[Decoded]) -> AccountingRecord:
     )
 
 
+SessionKey = tuple[str, str]  # (NAS name, Acct-Session-Id)
+
+
 class SessionTable:
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._sessions: OrderedDict[tuple[str, str], Session] = OrderedDict()
+        self._sessions: OrderedDict[SessionKey, Session] = OrderedDict()
         self.forgotten = 0  # pushed out by capacity
+        # Each key's latest state since take_changes: the session, or None once it ended.
+        self._changes: dict[SessionKey, Session | None] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
+
+    def load(self, sessions: list[Session]) -> None:
+        """Sessions kept from before (the store's), oldest update first; not journalled.
+        Past the capacity the oldest are dropped, as they would have been."""
+        for session in sorted(sessions, key=lambda s: s.updated):
+            key = (session.nas, session.session_id)
+            self._sessions[key] = session
+            self._sessions.move_to_end(key)
+        self._trim()
+
+    def take_changes(self) -> dict[SessionKey, Session | None]:
+        """What changed since the last call, each key's latest state (None: ended)."""
+        changes, self._changes = self._changes, {}
+        return changes
+
+    def _remove(self, key: SessionKey) -> bool:
+        if self._sessions.pop(key, None) is None:
+            return False
+        self._changes[key] = None
+        return True
+
+    def _trim(self) -> None:
+        while len(self._sessions) > self.capacity:
+            key, _ = self._sessions.popitem(last=False)
+            self._changes[key] = None
+            self.forgotten += 1
 
     def sessions(self) -> list[Session]:
         return sorted(self._sessions.values(), key=lambda s: (s.started, s.nas, s.session_id))
@@ -113,7 +146,7 @@ class SessionTable:
         return [s for s in self._sessions.values() if s.mac == mac]
 
     def forget(self, nas: str, session_id: str) -> bool:
-        return self._sessions.pop((nas, session_id), None) is not None
+        return self._remove((nas, session_id))
 
     def apply(
         self, nas: str, nas_address: str, record: AccountingRecord, now: float
@@ -121,11 +154,11 @@ class SessionTable:
         """Fold one record; the session as it now stands (None once it ended)."""
         if record.status in (StatusType.ACCOUNTING_ON, StatusType.ACCOUNTING_OFF):
             for key in [k for k in self._sessions if k[0] == nas]:
-                del self._sessions[key]
+                self._remove(key)
             return None
         key = (nas, record.session_id)
         if record.status is StatusType.STOP:
-            self._sessions.pop(key, None)
+            self._remove(key)
             return None
         known = self._sessions.get(key)
         if known is None:
@@ -155,7 +188,6 @@ class SessionTable:
             )
         self._sessions[key] = session
         self._sessions.move_to_end(key)
-        while len(self._sessions) > self.capacity:
-            self._sessions.popitem(last=False)
-            self.forgotten += 1
+        self._changes[key] = session
+        self._trim()
         return session

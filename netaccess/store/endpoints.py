@@ -25,6 +25,7 @@ from netaccess.policy.posture import (
     ReportedAttribute,
     Verdict,
 )
+from netaccess.policy.radius_sessions import Session, SessionKey
 from netaccess.policy.standing import (
     FailedRule,
     Standing,
@@ -508,6 +509,45 @@ class Store:
                 "SELECT max(version) FROM feed_events WHERE accepted = 1"
             ).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
+
+    def radius_sessions(self) -> list[Session]:
+        """The RADIUS accounting sessions kept (save_radius_sessions), oldest update first."""
+        with _database_errors(f"reading RADIUS sessions from {self._where}"):
+            rows = self._connection.execute(
+                "SELECT nas, nas_address, session_id, mac, user_name, nas_port, nas_port_id,"
+                " framed_ip, started, updated FROM radius_sessions ORDER BY updated"
+            ).fetchall()
+        return [Session(*row) for row in rows]
+
+    def save_radius_sessions(self, changes: Mapping[SessionKey, Session | None]) -> None:
+        """Each (NAS, session id) as it now stands, in one transaction: the session, or
+        None once it ended."""
+        ended = [key for key, session in changes.items() if session is None]
+        kept = [
+            (
+                s.nas,
+                s.session_id,
+                s.nas_address,
+                s.mac,
+                s.user_name,
+                s.nas_port,
+                s.nas_port_id,
+                s.framed_ip,
+                s.started,
+                s.updated,
+            )
+            for s in changes.values()
+            if s is not None
+        ]
+        operation = f"saving {len(kept)} and ending {len(ended)} RADIUS session(s)"
+        with self._transaction(operation, "BEGIN IMMEDIATE") as db:
+            db.executemany("DELETE FROM radius_sessions WHERE nas = ? AND session_id = ?", ended)
+            db.executemany(
+                "INSERT OR REPLACE INTO radius_sessions (nas, session_id, nas_address, mac,"
+                " user_name, nas_port, nas_port_id, framed_ip, started, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                kept,
+            )
 
     @contextmanager
     def _transaction(self, operation: str, begin: str) -> Iterator[sqlite3.Connection]:

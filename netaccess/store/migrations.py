@@ -175,6 +175,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE endpoints ADD COLUMN layer2_only INTEGER NOT NULL DEFAULT 0;
         """,
     ),
+    Migration(
+        9,
+        "RADIUS accounting sessions, so CoA still reaches the switches after a restart",
+        """
+        -- One row per session the NASes reported (Start, Interim-Update) and have not ended
+        -- (Stop, Accounting-On/Off). nas is the client's configured name.
+        CREATE TABLE radius_sessions (
+            nas         TEXT NOT NULL,
+            session_id  TEXT NOT NULL,
+            nas_address TEXT NOT NULL,
+            mac         TEXT,
+            user_name   TEXT,
+            nas_port    INTEGER,
+            nas_port_id TEXT,
+            framed_ip   TEXT,
+            started     REAL NOT NULL,
+            updated     REAL NOT NULL,
+            PRIMARY KEY (nas, session_id)
+        );
+        """,
+    ),
 )
 
 

@@ -146,6 +146,26 @@ def test_role_change_sends_coa_retransmits_and_handles_naks(
     assert "coa" in cli(base, "endpoints", "show", MAC).stdout
 
 
+def test_after_a_restart_the_sessions_are_known_and_coa_still_reaches_the_nas(
+    coa_lab: tuple[Lab, Path, NasDouble],
+) -> None:
+    """The session table is kept in the store: a daemon restarted (a signed update, say)
+    still knows which NAS holds the endpoint before that NAS sends any more accounting."""
+    lab, base, double = coa_lab
+    started = radclient(lab, SESSION, kind="acct")
+    assert "Received Accounting-Response" in started.stdout, started.stdout + started.stderr
+    before = cli_json(base, "radius", "sessions")
+    assert [s["session_id"] for s in before] == ["coa-0001"]
+    assert lab.stop_appliance() == 0
+    lab.start_appliance(config=base / "appliance.toml")
+    assert cli_json(base, "radius", "sessions") == before
+    double.start("--answer", "ack")
+    cli(base, "endpoints", "set-role", MAC, "full", "--reason", "after a restart")
+    (request,) = double.entries(1)
+    assert (request["code"], request["answer"]) == ("COA_REQUEST", "ack")
+    assert request["attributes"]["Acct-Session-Id"] == ["coa-0001"]
+
+
 def coa_events(base: Path, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The endpoint's coa events, oldest first, once `count` are stored (the inventory
     writes in batches)."""

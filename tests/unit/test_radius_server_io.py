@@ -27,7 +27,7 @@ from netaccess.policy.radius_sessions import Session
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.dictionary import named
 from netaccess.proto.radius.packet import MESSAGE_AUTHENTICATOR, Code, decode_packet
-from netaccess.store import Store
+from netaccess.store import Store, StoreError
 
 SECRET = b"unit-secret"
 NAS = ("192.0.2.10", 40000)
@@ -365,3 +365,43 @@ async def test_a_push_a_nas_cannot_take_is_still_in_the_endpoints_history(store:
         "outcome": "not-sent",
         "detail": "no CoA for this NAS (coa = none, or no secret)",
     }
+
+
+def test_the_session_table_is_kept_in_the_store_across_a_restart(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """save_sessions writes what changed; a server made later from the same store starts
+    with those sessions (CoA can reach their NAS at once). A failed save keeps its changes
+    for the next one, where a newer state of the same session wins."""
+
+    def made() -> RadiusServer:
+        return RadiusServer(CONFIG, Inventory(store, []), D, {"sw": SECRET}.get, store=store)
+
+    server = made()
+    for status, session in (("Start", "s-1"), ("Start", "s-2"), ("Stop", "s-2")):
+        request = accounting(status, session, "AA:BB:CC:00:00:06", "198.18.0.56")
+        assert server.handle_accounting(request, NAS, 5.0) is not None
+    assert server.save_sessions()
+    (kept,) = made().session_list()
+    assert kept == server.session_list()[0]
+    assert (kept.session_id, kept.mac, kept.nas_port_id, kept.framed_ip) == (
+        "s-1",
+        "aa:bb:cc:00:00:06",
+        "Gi1/0/3",
+        "198.18.0.56",
+    )
+
+    def refuse(changes: object) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(store, "save_radius_sessions", refuse)
+    interim = accounting("Interim-Update", "s-1", "AA:BB:CC:00:00:06", "198.18.0.57")
+    assert server.handle_accounting(interim, NAS, 6.0) is not None
+    assert not server.save_sessions()
+    monkeypatch.undo()
+    start_other = accounting("Start", "s-3", "AA:BB:CC:00:00:07", "198.18.0.58")
+    assert server.handle_accounting(start_other, NAS, 7.0) is not None
+    assert server.save_sessions()
+    reloaded = {s.session_id: s for s in made().session_list()}
+    assert set(reloaded) == {"s-1", "s-3"}
+    assert (reloaded["s-1"].framed_ip, reloaded["s-1"].updated) == ("198.18.0.57", 6.0)

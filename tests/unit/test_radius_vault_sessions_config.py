@@ -15,6 +15,7 @@ from netaccess.config import DEFAULT_CONFIG_TEXT, ConfigError, load_config_text
 from netaccess.config.radius_dictionary import standard_dictionary
 from netaccess.policy.radius_sessions import (
     AccountingError,
+    Session,
     SessionTable,
     StatusType,
     accounting_record,
@@ -146,6 +147,37 @@ def test_start_interim_stop_and_nas_reboots() -> None:
     stop = record(Acct_Status_Type="Stop", Acct_Session_Id="n1")
     assert table.apply("sw", "192.0.2.1", stop, 9.0) is None  # type: ignore[arg-type]
     assert [s.session_id for s in table.sessions()] == ["n2"]
+
+
+def test_every_change_is_journalled_with_its_latest_state() -> None:
+    """take_changes: each key once, as it now stands (None once it ended, by Stop, a NAS
+    reboot, forget or the capacity); a load is not a change."""
+    table = SessionTable(capacity=2)
+    table.load(
+        [
+            Session("sw", "192.0.2.1", "old", None, None, None, None, None, 0.5, 0.5),
+            Session("sw", "192.0.2.1", "kept", None, None, None, None, None, 0.2, 0.6),
+        ]
+    )
+    assert [s.session_id for s in table.sessions()] == ["kept", "old"]  # by start
+    assert table.take_changes() == {}
+    start = record(Acct_Status_Type="Start", Acct_Session_Id="s1", NAS_Port=7)
+    table.apply("sw", "192.0.2.1", start, 1.0)  # type: ignore[arg-type]
+    interim = record(Acct_Status_Type="Interim-Update", Acct_Session_Id="s1")
+    table.apply("sw", "192.0.2.1", interim, 2.0)  # type: ignore[arg-type]
+    changes = table.take_changes()
+    assert set(changes) == {("sw", "old"), ("sw", "s1")}  # old: pushed out by capacity
+    assert changes[("sw", "old")] is None
+    assert changes[("sw", "s1")] is not None and changes[("sw", "s1")].updated == 2.0
+    assert table.take_changes() == {}
+    table.apply("sw", "192.0.2.1", record(Acct_Status_Type="Stop", Acct_Session_Id="s1"), 3.0)  # type: ignore[arg-type]
+    table.apply("sw", "192.0.2.1", record(Acct_Status_Type="Stop", Acct_Session_Id="nope"), 3.0)  # type: ignore[arg-type]
+    assert table.take_changes() == {("sw", "s1"): None}  # an unknown one changes nothing
+    table.apply("other", "192.0.2.2", record(Acct_Status_Type="Start", Acct_Session_Id="o"), 4.0)  # type: ignore[arg-type]
+    table.apply("sw", "192.0.2.1", record(Acct_Status_Type="Accounting-On"), 5.0)  # type: ignore[arg-type]
+    assert table.forget("other", "o") and not table.forget("other", "o")
+    assert table.take_changes() == {("sw", "kept"): None, ("other", "o"): None}
+    assert len(table) == 0
 
 
 def test_records_without_what_the_table_needs_are_refused() -> None:
