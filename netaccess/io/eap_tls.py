@@ -125,7 +125,9 @@ class SslEngine:
 
     def read_application(self) -> bytes:
         chunks = []
-        while True:
+        # Only while records are waiting (in the BIO, or decrypted in OpenSSL): reading past
+        # them raises SSLWantReadError, an exception per call on the common path.
+        while self._incoming.pending or self._tls.pending():
             try:
                 data = self._tls.read(_READ_CHUNK)
             except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):

@@ -249,7 +249,8 @@ def salt_hide(
     if len(value) > 239:  # 1 + 239 + padding to 240, + 2 of salt, + 2 header: 244 <= 253
         raise EncodeError(f"{len(value)} octets is too long to hide with a salt")
     if salt is None:
-        salt = bytes([0x80 | secrets.randbelow(128), secrets.randbelow(256)])
+        first, second = secrets.token_bytes(2)  # one getrandom, not one per octet
+        salt = bytes((0x80 | first, second))
     if len(salt) != 2 or not salt[0] & 0x80:
         raise EncodeError("a salt is two octets with the high bit of the first set")
     plain = bytes([len(value)]) + value
