@@ -520,6 +520,9 @@ def _radius(table: TableReader, realms: tuple[Realm, ...]) -> RadiusConfig:
         max_sessions=table.integer(
             "max_sessions", default.max_sessions, min=1, max=10_000_000, unit="sessions"
         ),
+        session_idle=table.number(
+            "session_idle", default.session_idle, min=600, max=2_592_000, unit="seconds"
+        ),
         dictionary=table.optional_path("dictionary"),
         eap_realm=eap_realm,
         eap_timeout=table.number(

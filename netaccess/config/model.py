@@ -246,6 +246,8 @@ class RadiusConfig:
     duplicate_window: seconds a reply is kept to answer a NAS's retransmission (RFC 5080).
     coa_timeout / coa_tries: per CoA/Disconnect try, and how many tries in all.
     max_sessions: accounting sessions kept at most.
+    session_idle: seconds a session is kept with no accounting for it; past that it is
+        dropped as if stopped (a NAS that went away without a Stop or Accounting-Off).
     eap_realm: the realm whose users EAP-TTLS/PAP checks when the identity names none
         ("user@realm" and "realm\\user" name one); "" (the default): the first realm.
     eap_timeout: seconds an unfinished EAP conversation (one State) is kept.
@@ -263,6 +265,7 @@ class RadiusConfig:
     coa_timeout: float = 2.0
     coa_tries: int = 3
     max_sessions: int = 100_000
+    session_idle: float = 86_400.0
     dictionary: Path | None = None
     eap_realm: str = ""
     eap_timeout: float = 60.0

@@ -846,7 +846,17 @@ class RadiusServer:
     async def _save_sessions_every(self, period: float) -> None:
         while True:
             await trio.sleep(period)
+            self.expire_sessions(time.time())
             self.save_sessions()
+
+    def expire_sessions(self, now: float) -> int:
+        """Drop the sessions no accounting has refreshed for `radius.session_idle`."""
+        with self._sessions_lock:
+            ended = self.sessions.expire(now, self.settings.session_idle)
+        if ended:
+            _bump(self.counters, "sessions.expired", ended)
+            log.info("RADIUS sessions expired", extra={"count": ended})
+        return ended
 
     def save_sessions(self) -> bool:
         """Write the session table's changes to the store, in one transaction. When that

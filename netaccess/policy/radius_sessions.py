@@ -122,6 +122,18 @@ class SessionTable:
             self._sessions.move_to_end(key)
         self._trim()
 
+    def expire(self, now: float, idle: float) -> int:
+        """End the sessions with no update for `idle` seconds (journalled); how many. The
+        table is in update order, so this reads only the expired ones and one more."""
+        ended = 0
+        while self._sessions:
+            key, oldest = next(iter(self._sessions.items()))
+            if now - oldest.updated < idle:
+                break
+            self._remove(key)
+            ended += 1
+        return ended
+
     def take_changes(self) -> dict[SessionKey, Session | None]:
         """What changed since the last call, each key's latest state (None: ended)."""
         changes, self._changes = self._changes, {}

@@ -405,3 +405,10 @@ def test_the_session_table_is_kept_in_the_store_across_a_restart(
     reloaded = {s.session_id: s for s in made().session_list()}
     assert set(reloaded) == {"s-1", "s-3"}
     assert (reloaded["s-1"].framed_ip, reloaded["s-1"].updated) == ("198.18.0.57", 6.0)
+
+    # Sessions no accounting refreshed for radius.session_idle end, in the store too.
+    idle = CONFIG.radius.session_idle
+    assert server.expire_sessions(6.0 + idle) == 1  # s-1, last updated at 6.0; s-3 at 7.0
+    assert server.counters["sessions.expired"] == 1
+    assert server.save_sessions()
+    assert [s.session_id for s in made().session_list()] == ["s-3"]

@@ -180,6 +180,32 @@ def test_every_change_is_journalled_with_its_latest_state() -> None:
     assert len(table) == 0
 
 
+def test_sessions_idle_past_the_limit_are_ended_oldest_first() -> None:
+    table = SessionTable()
+    for index, at in enumerate((1.0, 5.0, 3.0)):
+        start = record(Acct_Status_Type="Start", Acct_Session_Id=f"s{index}")
+        table.apply("sw", "192.0.2.1", start, at)  # type: ignore[arg-type]
+    refresh = record(Acct_Status_Type="Interim-Update", Acct_Session_Id="s0")
+    table.apply("sw", "192.0.2.1", refresh, 6.0)  # type: ignore[arg-type]
+    table.take_changes()
+    assert table.expire(now=10.0, idle=5.0) == 2  # s1 (5.0) and s2 (3.0); s0 was refreshed
+    assert [s.session_id for s in table.sessions()] == ["s0"]
+    assert table.take_changes() == {("sw", "s1"): None, ("sw", "s2"): None}
+    assert table.expire(now=10.0, idle=5.0) == 0
+    assert table.expire(now=11.0, idle=5.0) == 1 and len(table) == 0
+
+
+def test_session_idle_is_bounded() -> None:
+    def loaded(value: str) -> object:
+        text = DEFAULT_CONFIG_TEXT.replace("session_idle = 86400", f"session_idle = {value}")
+        assert text != DEFAULT_CONFIG_TEXT
+        return load_config_text(text, "t.toml").radius
+
+    assert loaded("3600").session_idle == 3600  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="session_idle"):
+        loaded("10")
+
+
 def test_records_without_what_the_table_needs_are_refused() -> None:
     with pytest.raises(AccountingError, match="Acct-Session-Id"):
         record(Acct_Status_Type="Start")
