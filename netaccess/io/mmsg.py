@@ -179,7 +179,8 @@ class Batches:
             # The kernel wrote back its length, the same for every datagram on one socket
             # (sockaddr_in, or sockaddr_in6 on an IPv6 socket, v4-mapped included).
             namelen = namelens[slot] = r32[base + _NAMELEN32]
-            if not namelen:
+            if not namelen:  # shut down: no source, and the slot's room is given back
+                r32[base + _NAMELEN32] = _SOCKADDR
                 out.append((b"", None))
                 continue
             name = bytes(names[slot * _SOCKADDR : slot * _SOCKADDR + namelen])

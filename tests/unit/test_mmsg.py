@@ -141,6 +141,9 @@ def test_shutting_the_socket_down_wakes_a_blocked_receive() -> None:
         thread.join(10)
         assert not thread.is_alive()
         assert woke == [[(b"", None)]]
+        # The slot the shutdown answered still reports sources afterwards.
+        client.sendto(b"after", server.getsockname())
+        assert batches.receive() == [(b"after", client.getsockname())]
     finally:
         server.close()
         client.close()
