@@ -8,7 +8,8 @@ buffers and source addresses, and as many send buffers; the hot path reads and w
 kernel's structures through memoryviews, never through ctypes objects.
 
 `Batches.open(sock)` answers None where the calls are missing (not Linux, no libc, no
-ctypes): the caller keeps the one-datagram loop.
+ctypes); OneAtATime gives the same two calls over recvfrom and sendto, so the caller has one
+loop for both.
 """
 
 from __future__ import annotations
@@ -226,4 +227,26 @@ class Batches:
                 continue
             failed.append((order[done], OSError(code, os.strerror(code))))
             done += 1  # that one failed; the rest still go
+        return failed
+
+
+class OneAtATime:
+    """Batches' receive and send over recvfrom and sendto, one datagram per call: where
+    recvmmsg is missing."""
+
+    def __init__(self, sock: socket.socket, size: int) -> None:
+        self._recvfrom, self._sendto, self._size = sock.recvfrom, sock.sendto, size
+        self._source: tuple[Any, ...] | None = None
+
+    def receive(self) -> list[tuple[bytes, tuple[Any, ...] | None]]:
+        data, self._source = self._recvfrom(self._size)
+        return [(data, self._source)]
+
+    def send(self, replies: list[tuple[int, bytes]]) -> list[tuple[int, OSError]]:
+        failed: list[tuple[int, OSError]] = []
+        for slot, reply in replies:
+            try:
+                self._sendto(reply, self._source)
+            except OSError as exc:
+                failed.append((slot, exc))
         return failed

@@ -57,7 +57,7 @@ from netaccess.config.model import CoaMethod, RadiusClientConfig
 from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.eap_tls import EapTls
 from netaccess.io.inventory import Inventory
-from netaccess.io.mmsg import Batches
+from netaccess.io.mmsg import Batches, OneAtATime
 from netaccess.policy.admission import Outcome as AdmissionOutcome
 from netaccess.policy.credentials import (
     CredentialError,
@@ -1154,11 +1154,12 @@ class RadiusServer:
         sock.setblocking(True)  # and no timeout: no poll before each receive
         self._drops_seen[sock] = _drops(sock)  # the kernel's count of datagrams dropped
         try:
-            batches = Batches.open(sock, RECEIVE_BATCH, MAX_DATAGRAM)
-            if batches is None:
-                self._receive_each(sock, handle, stop)
-            else:
-                self._receive_batches(sock, batches, handle, stop)
+            self._receive_batches(
+                sock,
+                Batches.open(sock, RECEIVE_BATCH, MAX_DATAGRAM) or OneAtATime(sock, MAX_DATAGRAM),
+                handle,
+                stop,
+            )
         finally:
             self._count_drops(sock)
             del self._drops_seen[sock]
@@ -1167,14 +1168,15 @@ class RadiusServer:
     def _receive_batches(
         self,
         sock: socket.socket,
-        batches: Batches,
+        batches: Batches | OneAtATime,
         handle: Callable[[bytes, tuple[Any, ...], float], bytes | None],
         stop: threading.Event,
     ) -> None:
         """Take every queued datagram (up to RECEIVE_BATCH) in one call, answer each in
         arrival order, and send the replies in one call. Under load the queue is rarely
         short of a batch, so both calls are shared by many requests; an idle server's one
-        request still goes out as soon as it is answered."""
+        request still goes out as soon as it is answered. With OneAtATime, each batch is
+        one datagram (a recvfrom and a sendto)."""
         receive, send, clock = batches.receive, batches.send, time.time
         drops_due = clock() + DROPS_POLL
         while not stop.is_set():
@@ -1200,38 +1202,6 @@ class RadiusServer:
                     replies.append((slot, reply))
             if replies:
                 for _ in send(replies):
-                    _bump(self.counters, "send-failed")
-
-    def _receive_each(
-        self,
-        sock: socket.socket,
-        handle: Callable[[bytes, tuple[Any, ...], float], bytes | None],
-        stop: threading.Event,
-    ) -> None:
-        """One recvfrom and one sendto per request: where recvmmsg is missing."""
-        recvfrom, sendto, clock = sock.recvfrom, sock.sendto, time.time
-        drops_due = clock() + DROPS_POLL
-        while not stop.is_set():
-            try:
-                data, source = recvfrom(MAX_DATAGRAM)
-            except OSError as exc:  # an ICMP error queued on the socket, say
-                if exc.errno in _TRANSIENT_RECEIVE_ERRORS:
-                    continue
-                raise
-            if source is None:
-                return  # shut down (_wake): the server is stopping
-            now = clock()
-            if now >= drops_due:
-                self._count_drops(sock)
-                drops_due = now + DROPS_POLL
-            try:
-                reply = handle(data, source, now)
-            except trio.RunFinishedError:
-                return  # the daemon is stopping
-            if reply is not None:
-                try:
-                    sendto(reply, source)
-                except OSError:
                     _bump(self.counters, "send-failed")
 
     def _count_drops(self, sock: socket.socket) -> None:
