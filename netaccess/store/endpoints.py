@@ -84,6 +84,10 @@ class Store:
         self._connection = connection
         self._where = where
         self._lock: AbstractContextManager[object] = nullcontext()
+        # Bumped after each change to the portal users this object makes. The daemon is the
+        # store's only writer (the CLI goes through its control socket), so a reader that
+        # kept a user's row may trust it while this is unchanged (io.radius.PasswordChecker).
+        self.users_generation = 0
 
     def serialize_with(self, lock: AbstractContextManager[object]) -> None:
         """Hold `lock` (a threading.Lock) around every transaction from now on."""
@@ -239,7 +243,9 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
                 (realm, name, password_hash, at, at, _groups_json(groups)),
             )
-            return cursor.rowcount == 1
+            changed = cursor.rowcount == 1
+        self.users_generation += 1
+        return changed
 
     def set_groups(self, realm: str, name: str, groups: Sequence[str], at: float) -> bool:
         """Replace the user's groups; False if there is no such user."""
@@ -248,7 +254,9 @@ class Store:
                 "UPDATE portal_users SET groups = ?, updated_at = ? WHERE realm = ? AND name = ?",
                 (_groups_json(groups), at, realm, name),
             )
-            return cursor.rowcount == 1
+            changed = cursor.rowcount == 1
+        self.users_generation += 1
+        return changed
 
     def user_groups(self, realm: str, name: str) -> frozenset[str]:
         """The user's groups (none for an unknown user)."""
@@ -266,7 +274,9 @@ class Store:
                 " WHERE realm = ? AND name = ?",
                 (password_hash, at, realm, name),
             )
-            return cursor.rowcount == 1
+            changed = cursor.rowcount == 1
+        self.users_generation += 1
+        return changed
 
     def delete_user(self, realm: str, name: str) -> bool:
         """Remove the account; False if there is no such user."""
@@ -274,7 +284,9 @@ class Store:
             cursor = db.execute(
                 "DELETE FROM portal_users WHERE realm = ? AND name = ?", (realm, name)
             )
-            return cursor.rowcount == 1
+            changed = cursor.rowcount == 1
+        self.users_generation += 1
+        return changed
 
     def password_hash(self, realm: str, name: str) -> str | None:
         with _database_errors(f"reading portal user {realm}/{name} from {self._where}"):

@@ -19,7 +19,12 @@ from netaccess.config.radius_dictionary import standard_dictionary
 from netaccess.io.admission import LAYER2_INSTRUCTIONS, AdmissionKeeper
 from netaccess.io.eap_tls import EapTls
 from netaccess.io.inventory import Inventory
-from netaccess.io.radius import RadiusServer
+from netaccess.io.radius import (
+    PASSWORD_HASH_FRESH,
+    PasswordChecker,
+    PasswordVerdict,
+    RadiusServer,
+)
 from netaccess.policy.credentials import LoginThrottle, ThrottlePolicy, hash_password
 from netaccess.proto.radius import auth
 from netaccess.proto.radius.dictionary import named
@@ -239,6 +244,41 @@ def test_a_success_is_remembered_and_a_password_change_forgets_it(store: Store, 
     store.set_password("staff", "alice", hash_password("a new secret"), 5.0)
     assert Switch(server, ttls(pki)).run()["code"] == [Code.ACCESS_REJECT]
     assert server.passwords.scrypt_checks == 3
+
+
+def test_the_stored_hash_is_kept_while_fresh_and_the_users_unchanged(store: Store) -> None:
+    checker = PasswordChecker(store)
+    keys = ("user:staff/alice", "endpoint:sw")
+    ok = PasswordVerdict.OK
+    assert checker.verify("staff", "alice", b"correct horse", keys, 10.0) is ok
+    assert checker.quick("staff", "alice", b"correct horse", keys, 10.0) is ok
+    stale = 9.0 + PASSWORD_HASH_FRESH
+    reads = 0
+
+    def counted(realm: str, name: str) -> str | None:
+        nonlocal reads
+        reads += 1
+        return Store.password_hash(store, realm, name)
+
+    store.password_hash = counted  # type: ignore[method-assign]
+    for at in (10.5, 11.0, 10.0 + PASSWORD_HASH_FRESH - 0.1):
+        assert checker.quick("staff", "alice", b"correct horse", keys, at) is ok
+    assert reads == 0  # kept: no store read per sign-in
+    assert checker.quick("staff", "alice", b"correct horse", keys, 9.0) is ok
+    assert reads == 1  # a clock gone back reads again
+    # Written behind the store object's back (no daemon does): seen once the kept one is stale.
+    store._connection.execute(
+        "UPDATE portal_users SET password_hash = ? WHERE name = 'alice'", (hash_password("x"),)
+    )
+    assert checker.quick("staff", "alice", b"correct horse", keys, 9.5) is ok
+    assert checker.quick("staff", "alice", b"correct horse", keys, stale) is None
+    assert reads == 2
+    # Through the store: seen at once.
+    assert store.set_password("staff", "alice", hash_password("correct horse"), 20.0)
+    assert checker.quick("staff", "alice", b"correct horse", keys, stale) is None
+    assert reads == 3
+    assert store.delete_user("staff", "alice")
+    assert checker.quick("staff", "alice", b"correct horse", keys, 12.0) is None
 
 
 def test_too_many_failures_lock_the_user_out(store: Store, pki: Pki) -> None:
