@@ -37,6 +37,8 @@ from netaccess.store.errors import StoreError
 from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 
 BUSY_TIMEOUT_MS = 5000
+# Endpoints whose newest posture report latest_posture_report keeps (all are dropped when full).
+LATEST_REPORTS_KEPT = 16384
 
 _ENDPOINT_COLUMNS = (
     "mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state, layer2_only"
@@ -88,6 +90,10 @@ class Store:
         # store's only writer (the CLI goes through its control socket), so a reader that
         # kept a user's row may trust it while this is unchanged (io.radius.PasswordChecker).
         self.users_generation = 0
+        # Likewise for posture reports (only added, by add_posture_reports): each endpoint's
+        # newest, as last read, is kept with the generation it was read under.
+        self.reports_generation = 0
+        self._latest_reports: dict[str, tuple[int, PostureReport | None]] = {}
 
     def serialize_with(self, lock: AbstractContextManager[object]) -> None:
         """Hold `lock` (a threading.Lock) around every transaction from now on."""
@@ -338,9 +344,19 @@ class Store:
         return out
 
     def latest_posture_report(self, mac: str) -> PostureReport | None:
-        """The endpoint's newest posture report, if any."""
+        """The endpoint's newest posture report, if any. Kept from the last read while no
+        report has been added since: an 802.1X re-authentication asks on every sign-in, and
+        the read costs more than the rest of its decision (13 us in-process, 30 live)."""
+        generation = self.reports_generation
+        kept = self._latest_reports.get(mac)
+        if kept is not None and kept[0] == generation:
+            return kept[1]
         found = self.posture_reports(mac=mac, limit=1)
-        return found[0] if found else None
+        report = found[0] if found else None
+        if len(self._latest_reports) >= LATEST_REPORTS_KEPT:
+            self._latest_reports.clear()
+        self._latest_reports[mac] = (generation, report)
+        return report
 
     def latest_report_times(self) -> dict[str, float]:
         """When each endpoint (by MAC) last reported posture."""
@@ -413,6 +429,7 @@ class Store:
                     for r in reports
                 ],
             )
+        self.reports_generation += 1
 
     def posture_reports(
         self, *, mac: str | None = None, ip: str | None = None, limit: int = 20

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -304,6 +305,32 @@ def test_latest_posture_reports_gives_each_endpoints_newest(store: Store) -> Non
         ("10.0.0.9", 4.0),
         ("10.0.0.5", 2.0),
     ]
+
+
+def test_the_latest_report_is_kept_until_a_report_is_added(store: Store) -> None:
+    def report(mac: str, at: float) -> PostureReport:
+        return PostureReport("10.0.0.5", at, at, Verdict.COMPLIANT, Recommendation.ALLOWED, mac=mac)
+
+    reads: list[str | None] = []
+    read = store.posture_reports
+
+    def counted(**kwargs: Any) -> list[PostureReport]:
+        reads.append(kwargs.get("mac"))
+        return read(**kwargs)
+
+    store.posture_reports = counted  # type: ignore[method-assign]
+    assert store.latest_posture_report(MAC_A) is None
+    assert store.latest_posture_report(MAC_A) is None
+    assert reads == [MAC_A]  # the second answer was kept
+    store.add_posture_reports([report(MAC_A, 1.0)])
+    found = store.latest_posture_report(MAC_A)
+    assert found is not None and found.finished_at == 1.0
+    store.add_posture_reports([report("02:00:00:00:00:0b", 2.0)])
+    store.add_posture_reports([report(MAC_A, 3.0)])
+    found = store.latest_posture_report(MAC_A)
+    assert found is not None and found.finished_at == 3.0
+    assert store.latest_posture_report(MAC_A) is found
+    assert reads == [MAC_A, MAC_A, MAC_A]
 
 
 def test_user_groups_are_kept_set_and_listed(store: Store) -> None:
