@@ -37,8 +37,8 @@ from netaccess.store.errors import StoreError
 from netaccess.store.migrations import MIGRATIONS, Migration, migrate, schema_version
 
 BUSY_TIMEOUT_MS = 5000
-# Endpoints whose newest posture report latest_posture_report keeps (all are dropped when full).
-LATEST_REPORTS_KEPT = 16384
+# Endpoints latest_posture_report remembers to have no report (all forgotten when full).
+REPORTLESS_KEPT = 65536
 
 _ENDPOINT_COLUMNS = (
     "mac, first_seen, last_seen, hostname, vendor_class, fingerprint, role, state, layer2_only"
@@ -90,10 +90,11 @@ class Store:
         # store's only writer (the CLI goes through its control socket), so a reader that
         # kept a user's row may trust it while this is unchanged (io.radius.PasswordChecker).
         self.users_generation = 0
-        # Likewise for posture reports (only added, by add_posture_reports): each endpoint's
-        # newest, as last read, is kept with the generation it was read under.
+        # Likewise for posture reports (only added, by add_posture_reports): the endpoints
+        # found to have none, with the generation they were looked up under. Only the
+        # absence is kept: a report can hold thousands of attributes (installed packages).
         self.reports_generation = 0
-        self._latest_reports: dict[str, tuple[int, PostureReport | None]] = {}
+        self._reportless: dict[str, int] = {}
 
     def serialize_with(self, lock: AbstractContextManager[object]) -> None:
         """Hold `lock` (a threading.Lock) around every transaction from now on."""
@@ -344,19 +345,20 @@ class Store:
         return out
 
     def latest_posture_report(self, mac: str) -> PostureReport | None:
-        """The endpoint's newest posture report, if any. Kept from the last read while no
-        report has been added since: an 802.1X re-authentication asks on every sign-in, and
-        the read costs more than the rest of its decision (13 us in-process, 30 live)."""
+        """The endpoint's newest posture report, if any. That it has none is remembered
+        while no report is added: an endpoint on Layer 2 only (802.1X) never reports, its
+        every re-authentication asks, and the read costs more than the rest of the decision
+        (13 us in-process, about 30 live)."""
         generation = self.reports_generation
-        kept = self._latest_reports.get(mac)
-        if kept is not None and kept[0] == generation:
-            return kept[1]
+        if self._reportless.get(mac) == generation:
+            return None
         found = self.posture_reports(mac=mac, limit=1)
-        report = found[0] if found else None
-        if len(self._latest_reports) >= LATEST_REPORTS_KEPT:
-            self._latest_reports.clear()
-        self._latest_reports[mac] = (generation, report)
-        return report
+        if found:
+            return found[0]
+        if len(self._reportless) >= REPORTLESS_KEPT:
+            self._reportless.clear()
+        self._reportless[mac] = generation
+        return None
 
     def latest_report_times(self) -> dict[str, float]:
         """When each endpoint (by MAC) last reported posture."""
