@@ -68,6 +68,13 @@ EAP_REALM, EAP_USER, EAP_PASSWORD = "staff", "racer", "race-password-0123"
 EAPOL_TIMEOUT = 30  # seconds eapol_test may take for one authentication
 START_TIMEOUT = 30.0
 RUN_TIMEOUT = 300.0
+# eapol_test's debug output: the suite the server chose, and the ServerKeyExchange message
+# (type 12, 3-octet length, curve type 3 = named_curve, then the group: RFC 8422 §5.4).
+CIPHER_SUITE = re.compile(r"Server selected cipher suite 0x([0-9a-f]{4})")
+KEY_EXCHANGE = re.compile(
+    r"server key exchange\)\n[^\n]*hexdump\(len=\d+\): 0c (?:\w\w ){3}03 (\w\w) (\w\w)"
+)
+GROUPS = {0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1", 0x001D: "x25519"}
 SUMMARY = re.compile(r"^\s*(Accepted|Rejected|Lost|Passed filter|Failed filter)\s*:\s*(\d+)", re.M)
 
 
@@ -170,7 +177,8 @@ modules {{
       cipher_list = "DEFAULT"
       tls_min_version = "1.2"
       tls_max_version = "1.2"
-      ecdh_curve = "prime256v1"
+      # FreeRADIUS's shipped default: OpenSSL's own group list, as netaccess uses.
+      ecdh_curve = ""
       cache {{
         enable = no
       }}
@@ -412,7 +420,24 @@ def verify_ttls(contender: Contender, conf: Path) -> dict[str, Any]:
     if refused.returncode == 0:
         raise BenchError(f"{contender.name} accepted a wrong inner password")
     round_trips = done.stdout.count("Received RADIUS message")
-    return {"mppe_keys_ok": True, "wrong_password_rejected": True, "round_trips": round_trips}
+    return {
+        "mppe_keys_ok": True,
+        "wrong_password_rejected": True,
+        "round_trips": round_trips,
+        **negotiated(done.stdout),
+    }
+
+
+def negotiated(log: str) -> dict[str, str | None]:
+    """The cipher suite and ECDHE group a server chose, from eapol_test's log: the two
+    servers must run the same TLS for the race to compare them."""
+    suite = CIPHER_SUITE.search(log)
+    exchange = KEY_EXCHANGE.search(log)
+    group = None
+    if exchange:
+        code = int(exchange[1] + exchange[2], 16)
+        group = GROUPS.get(code, f"0x{code:04x}")
+    return {"cipher_suite": f"0x{suite[1]}" if suite else None, "key_exchange": group}
 
 
 def race_ttls(
@@ -502,6 +527,13 @@ def main() -> None:
                 checks[contender.name] = verify(contender, requests)
                 if args.eap_handshakes:
                     ttls_checks[contender.name] = verify_ttls(contender, conf)
+            tls_chosen = {
+                name: (check["cipher_suite"], check["key_exchange"])
+                for name, check in ttls_checks.items()
+            }
+            if len(set(tls_chosen.values())) > 1:
+                # One server's handshake costs both ends more: the race would measure that.
+                raise BenchError(f"the servers negotiated different TLS: {tls_chosen}")
             results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
             ttls_results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in contenders}
             for index in range(args.rounds):
