@@ -531,6 +531,8 @@ def main() -> None:
                 name: (check["cipher_suite"], check["key_exchange"])
                 for name, check in ttls_checks.items()
             }
+            if any(None in chosen for chosen in tls_chosen.values()):
+                raise BenchError(f"eapol_test's log does not show the TLS chosen: {tls_chosen}")
             if len(set(tls_chosen.values())) > 1:
                 # One server's handshake costs both ends more: the race would measure that.
                 raise BenchError(f"the servers negotiated different TLS: {tls_chosen}")
