@@ -243,27 +243,21 @@ class Store:
         groups: Sequence[str] = (),
     ) -> bool:
         """Create the account; False if the realm already has a user of that name."""
-        with self._transaction(f"adding portal user {realm}/{name}", "BEGIN IMMEDIATE") as db:
-            cursor = db.execute(
-                "INSERT INTO portal_users"
-                " (realm, name, password_hash, created_at, updated_at, groups)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
-                (realm, name, password_hash, at, at, _groups_json(groups)),
-            )
-            changed = cursor.rowcount == 1
-        self.users_generation += 1
-        return changed
+        return self._change_user(
+            f"adding portal user {realm}/{name}",
+            "INSERT INTO portal_users"
+            " (realm, name, password_hash, created_at, updated_at, groups)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
+            (realm, name, password_hash, at, at, _groups_json(groups)),
+        )
 
     def set_groups(self, realm: str, name: str, groups: Sequence[str], at: float) -> bool:
         """Replace the user's groups; False if there is no such user."""
-        with self._transaction(f"changing the groups of {realm}/{name}", "BEGIN IMMEDIATE") as db:
-            cursor = db.execute(
-                "UPDATE portal_users SET groups = ?, updated_at = ? WHERE realm = ? AND name = ?",
-                (_groups_json(groups), at, realm, name),
-            )
-            changed = cursor.rowcount == 1
-        self.users_generation += 1
-        return changed
+        return self._change_user(
+            f"changing the groups of {realm}/{name}",
+            "UPDATE portal_users SET groups = ?, updated_at = ? WHERE realm = ? AND name = ?",
+            (_groups_json(groups), at, realm, name),
+        )
 
     def user_groups(self, realm: str, name: str) -> frozenset[str]:
         """The user's groups (none for an unknown user)."""
@@ -275,23 +269,26 @@ class Store:
 
     def set_password(self, realm: str, name: str, password_hash: str, at: float) -> bool:
         """Replace the user's password hash; False if there is no such user."""
-        with self._transaction(f"changing the password of {realm}/{name}", "BEGIN IMMEDIATE") as db:
-            cursor = db.execute(
-                "UPDATE portal_users SET password_hash = ?, updated_at = ?"
-                " WHERE realm = ? AND name = ?",
-                (password_hash, at, realm, name),
-            )
-            changed = cursor.rowcount == 1
-        self.users_generation += 1
-        return changed
+        return self._change_user(
+            f"changing the password of {realm}/{name}",
+            "UPDATE portal_users SET password_hash = ?, updated_at = ?"
+            " WHERE realm = ? AND name = ?",
+            (password_hash, at, realm, name),
+        )
 
     def delete_user(self, realm: str, name: str) -> bool:
         """Remove the account; False if there is no such user."""
-        with self._transaction(f"deleting portal user {realm}/{name}", "BEGIN IMMEDIATE") as db:
-            cursor = db.execute(
-                "DELETE FROM portal_users WHERE realm = ? AND name = ?", (realm, name)
-            )
-            changed = cursor.rowcount == 1
+        return self._change_user(
+            f"deleting portal user {realm}/{name}",
+            "DELETE FROM portal_users WHERE realm = ? AND name = ?",
+            (realm, name),
+        )
+
+    def _change_user(self, operation: str, statement: str, parameters: tuple[object, ...]) -> bool:
+        """One write to portal_users in its own transaction: whether it changed a row. The
+        users_generation moves after it, so readers that kept a user's row read it again."""
+        with self._transaction(operation, "BEGIN IMMEDIATE") as db:
+            changed = db.execute(statement, parameters).rowcount == 1
         self.users_generation += 1
         return changed
 
