@@ -3,7 +3,7 @@ compare two servers whose handshakes differ (a costlier group for one side, say)
 
 from __future__ import annotations
 
-from tools.bench.radius import negotiated
+from tools.bench.radius import machine_ticks, negotiated
 
 _LOG = """OpenSSL: Server selected cipher suite 0x{suite}
 SSL: SSL_connect:SSLv3/TLS read server certificate
@@ -29,3 +29,14 @@ def test_a_log_without_them_gives_none() -> None:
         "cipher_suite": None,
         "key_exchange": None,
     }
+
+
+def test_machine_ticks_split_busy_from_idle() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = "cpu  100 5 40 800 20 3 7 9 0 0\ncpu0 50 2 20 400 10 1 3 4 0 0\n"
+    assert machine_ticks(stat) == (100 + 5 + 40 + 3 + 7, 800 + 20)
+
+
+def test_machine_ticks_read_this_machine() -> None:
+    busy, idle = machine_ticks()
+    assert busy > 0 and idle >= 0
