@@ -494,6 +494,11 @@ def race_ttls(
     }
 
 
+def medians_of(rounds: list[dict[str, Any]], *figures: str) -> dict[str, Any]:
+    """Each named figure's median over a contender's rounds."""
+    return {figure: statistics.median(r[figure] for r in rounds) for figure in figures}
+
+
 def stop(contender: Contender) -> str:
     if contender.process.poll() is None:
         contender.process.send_signal(signal.SIGTERM)
@@ -608,15 +613,13 @@ def main() -> None:
                 name: {
                     "per_s": ttls_medians[name],
                     "rounds_per_s": [r["per_s"] for r in rounds],
-                    **{
-                        figure: statistics.median(r[figure] for r in rounds)
-                        for figure in (
-                            "server_cpu_ms_per_handshake",
-                            "eapol_test_cpu_ms_per_handshake",
-                            "machine_busy_ms_per_handshake",
-                            "machine_idle_percent",
-                        )
-                    },
+                    **medians_of(
+                        rounds,
+                        "server_cpu_ms_per_handshake",
+                        "eapol_test_cpu_ms_per_handshake",
+                        "machine_busy_ms_per_handshake",
+                        "machine_idle_percent",
+                    ),
                     "first_sign_ins_per_s": first_sign_ins[name]["per_s"],
                     **ttls_checks[name],
                 }
@@ -635,12 +638,7 @@ def main() -> None:
             name: {
                 "per_s": round(medians[name]),
                 "rounds_per_s": [r["per_s"] for r in rounds],
-                "server_cpu_us_per_request": statistics.median(
-                    r["server_cpu_us_per_request"] for r in rounds
-                ),
-                "radclient_cpu_us_per_request": statistics.median(
-                    r["radclient_cpu_us_per_request"] for r in rounds
-                ),
+                **medians_of(rounds, "server_cpu_us_per_request", "radclient_cpu_us_per_request"),
                 "what": next(c.what for c in contenders if c.name == name),
                 **checks[name],
             }
