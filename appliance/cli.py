@@ -19,6 +19,7 @@ from netaccess.policy.agents import PLATFORMS
 from netaccess.policy.credentials import CredentialError, check_new_password, hash_password
 from netaccess.policy.feed import MAX_FEED_BYTES, MAX_SIGNATURE_BYTES
 from netaccess.proto.mac import InvalidMac, parse_mac
+from netaccess.proto.radius.mschapv2 import MAX_PASSWORD, nt_password_hash
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -235,6 +236,12 @@ def read_new_password(from_stdin: bool) -> str:
     return password
 
 
+def nt_hash_hex(password: str) -> str | None:
+    """The NT hash MSCHAPv2 needs, for the daemon to keep if the realm allows it (it cannot
+    be made from the scrypt hash later); None past MSCHAPv2's 256 characters."""
+    return nt_password_hash(password).hex() if len(password) <= MAX_PASSWORD else None
+
+
 PASSWORD_STDIN = click.option(
     "--password-stdin", is_flag=True, help="Read the password from the first line of stdin."
 )
@@ -255,9 +262,20 @@ def users_add(
     ctx: click.Context, realm: str, user: str, password_stdin: bool, groups: tuple[str, ...]
 ) -> None:
     """Create USER in REALM; asks for the password (twice) unless --password-stdin."""
-    stored = hash_password(read_new_password(password_stdin))
-    call(ctx, "users.add", realm=realm, user=user, password_hash=stored, groups=list(groups))
-    click.echo(f"{realm}/{user}: created" + (f" (groups: {', '.join(groups)})" if groups else ""))
+    password = read_new_password(password_stdin)
+    found = call(
+        ctx,
+        "users.add",
+        realm=realm,
+        user=user,
+        password_hash=hash_password(password),
+        nt_hash=nt_hash_hex(password),
+        groups=list(groups),
+    )
+    extra = [f"groups: {', '.join(groups)}"] if groups else []
+    if found.get("mschapv2"):
+        extra.append("MSCHAPv2 credential kept")
+    click.echo(f"{realm}/{user}: created" + (f" ({'; '.join(extra)})" if extra else ""))
 
 
 @users.command("groups")
@@ -279,9 +297,17 @@ def users_groups(ctx: click.Context, realm: str, user: str, groups: tuple[str, .
 @click.pass_context
 def users_passwd(ctx: click.Context, realm: str, user: str, password_stdin: bool) -> None:
     """Set a new password for USER in REALM."""
-    stored = hash_password(read_new_password(password_stdin))
-    call(ctx, "users.passwd", realm=realm, user=user, password_hash=stored)
-    click.echo(f"{realm}/{user}: password changed")
+    password = read_new_password(password_stdin)
+    found = call(
+        ctx,
+        "users.passwd",
+        realm=realm,
+        user=user,
+        password_hash=hash_password(password),
+        nt_hash=nt_hash_hex(password),
+    )
+    kept = " (MSCHAPv2 credential kept)" if found.get("mschapv2") else ""
+    click.echo(f"{realm}/{user}: password changed{kept}")
 
 
 @users.command("del")

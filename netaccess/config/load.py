@@ -678,12 +678,20 @@ def _realms(
                     )
                 )
         reuse = _optional_seconds(table, "reuse_result_for")
+        mschap = table.boolean("mschapv2", False)
         if name in realms:
             table.issue("name", f"realm {toml_string(name)} is declared twice")
             continue
         if name:
             realms[name] = Realm(
-                name, role, title, realm_policies, remediation or None, tuple(mappings), reuse
+                name,
+                role,
+                title,
+                realm_policies,
+                remediation or None,
+                tuple(mappings),
+                reuse,
+                mschap,
             )
     return tuple(realms.values())
 

@@ -49,6 +49,7 @@ DATABASE_NAME = "netaccess.db"
 USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 REASON_MAX = 500
 SHA256 = re.compile(r"[0-9a-f]{64}")
+NT_HASH = re.compile(r"[0-9a-f]{32}")
 
 
 class Appliance:
@@ -411,22 +412,35 @@ class Appliance:
 
     def save_user(self, create: bool, args: dict[str, Any]) -> dict[str, Any]:
         """Add a user, or change one's password. The CLI hashed the password (scrypt): it
-        never crosses the control socket; the hash is checked to be one we can verify."""
+        never crosses the control socket; the hash is checked to be one we can verify.
+        args.nt_hash (32 hex digits, optional): the NT hash the CLI made too, kept sealed
+        with the vault key only when the realm allows MSCHAPv2; otherwise dropped."""
         realm, user = self._realm_user(args)
-        stored = args.get("password_hash")
+        stored, nt_hex = args.get("password_hash"), args.get("nt_hash")
         try:
             if not isinstance(stored, str):
                 raise CredentialError("args.password_hash is required")
             verify_password("", stored)
         except CredentialError as exc:
             raise ControlError(ErrorCode.BAD_REQUEST, str(exc)) from None
+        if nt_hex is not None and not (isinstance(nt_hex, str) and NT_HASH.fullmatch(nt_hex)):
+            raise ControlError(ErrorCode.BAD_REQUEST, "args.nt_hash: 32 hex digits")
+        settings = self.config.realm(realm)
+        sealed: bytes | None = None
+        if nt_hex is not None and settings is not None and settings.mschapv2:
+            sealed = self.vault.seal(Store.nt_hash_context(realm, user), bytes.fromhex(nt_hex))
         now = time.time()
         groups = _groups(args.get("groups", []))
-        if create and not self.store.add_user(realm, user, stored, now, groups):
+        if create and not self.store.add_user(realm, user, stored, now, groups, sealed):
             raise ControlError(ErrorCode.BAD_REQUEST, f"realm {realm!r} already has user {user!r}")
-        if not create and not self.store.set_password(realm, user, stored, now):
+        if not create and not self.store.set_password(realm, user, stored, now, sealed):
             raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
-        return {"realm": realm, "user": user, "created" if create else "changed": True}
+        return {
+            "realm": realm,
+            "user": user,
+            "created" if create else "changed": True,
+            "mschapv2": sealed is not None,
+        }
 
     def _realm_user(self, args: dict[str, Any]) -> tuple[str, str]:
         realm, user = args.get("realm"), args.get("user")

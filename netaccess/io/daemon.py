@@ -105,7 +105,12 @@ async def run(config: ApplianceConfig) -> None:
             # 802.1X's TLS server certificate is the portal's (and PT-TLS's).
             certificate, key = _portal_certificate(config)
             try:
-                eap = EapTls(certificate, key, config.radius.eap_tls_ca)
+                eap = EapTls(
+                    certificate,
+                    key,
+                    config.radius.eap_tls_ca,
+                    peap=any(realm.mschapv2 for realm in config.realms),
+                )
             except EapTlsUnavailable as exc:
                 raise StartupError(f"radius: 802.1X (EAP) cannot run: {exc}") from None
             appliance.radius = RadiusServer(
@@ -116,6 +121,7 @@ async def run(config: ApplianceConfig) -> None:
                 store=store,
                 admissions=appliance.admissions,
                 eap=eap,
+                unseal=appliance.vault.unseal,
             )
         await appliance.feeds.load()
         tune_gc()

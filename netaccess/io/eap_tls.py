@@ -139,6 +139,12 @@ class SslEngine:
             chunks.append(data)
         return b"".join(chunks)
 
+    def write_application(self, data: bytes) -> None:
+        try:
+            self._tls.write(data)
+        except ssl.SSLError as exc:
+            raise TlsFailed(f"TLS record failed: {exc.reason or exc}") from None
+
     def export_key(self, label: bytes, length: int) -> bytes:
         return self._exporter.export(self._tls, label, length)
 
@@ -163,8 +169,9 @@ def eap_contexts(
     certificate: Path, key: Path, client_ca: Path | None
 ) -> dict[EapType, ssl.SSLContext]:
     """A server context per method, TLS 1.2 only (the key derivation the methods define for
-    it; see eap_server): EAP-TTLS asks no client certificate, EAP-TLS (only when a client CA
-    is configured) requires one signed by `client_ca`."""
+    it; see eap_server): EAP-TTLS (and PEAP, which shares its context) asks no client
+    certificate, EAP-TLS (only when a client CA is configured) requires one signed by
+    `client_ca`."""
     contexts: dict[EapType, ssl.SSLContext] = {}
     methods = [EapType.TTLS] + ([EapType.TLS] if client_ca is not None else [])
     for method in methods:
@@ -182,17 +189,22 @@ def eap_contexts(
         except (OSError, ssl.SSLError) as exc:
             raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
         contexts[method] = context
+    contexts[EapType.PEAP] = contexts[EapType.TTLS]
     return contexts
 
 
 class EapTls:
     """The TLS the server's EAP methods run: a context per method (eap_contexts), the
-    exporter, and a fresh engine per conversation. EapTlsUnavailable when it cannot run."""
+    exporter, and a fresh engine per conversation. EapTlsUnavailable when it cannot run.
+    PEAP is offered only when `peap` (some realm keeps MSCHAPv2 credentials)."""
 
-    def __init__(self, certificate: Path, key: Path, client_ca: Path | None) -> None:
+    def __init__(
+        self, certificate: Path, key: Path, client_ca: Path | None, *, peap: bool = False
+    ) -> None:
         self.exporter = KeyExporter()
         self.contexts = eap_contexts(certificate, key, client_ca)
-        self.methods = tuple(m for m in (EapType.TTLS, EapType.TLS) if m in self.contexts)
+        offered = (EapType.TTLS, EapType.TLS) + ((EapType.PEAP,) if peap else ())
+        self.methods = tuple(m for m in offered if m in self.contexts)
 
     def engine(self, method: EapType) -> SslEngine:
         return SslEngine(self.contexts[method], self.exporter)

@@ -85,6 +85,7 @@ from netaccess.proto.radius.eap import EapCode, EapType, encode_eap
 from netaccess.proto.radius.eap_server import (
     DEFAULT_FRAGMENT,
     Challenge,
+    CheckNtResponse,
     CheckPassword,
     Discard,
     EapConversation,
@@ -95,6 +96,7 @@ from netaccess.proto.radius.eap_server import (
 )
 from netaccess.proto.radius.eap_sessions import ConversationTable, split_identity
 from netaccess.proto.radius.errors import RadiusError
+from netaccess.proto.radius.mschapv2 import MschapResponse, check_response
 from netaccess.proto.radius.packet import (
     CALLING_STATION_ID,
     EAP_MESSAGE,
@@ -118,6 +120,7 @@ from netaccess.proto.radius.server import (
     accept_request,
 )
 from netaccess.store import Store, StoreError
+from netaccess.store.vault import VaultError
 
 log = logging.getLogger("netaccess.radius")
 
@@ -170,6 +173,8 @@ class PasswordVerdict(enum.Enum):
     OK = "ok"
     WRONG = "wrong"
     LOCKED = "locked"  # too many failures: refused whatever the password
+    NO_NT_HASH = "no-nt-hash"  # MSCHAPv2: the user has no NT hash kept (set it again)
+    NOT_ALLOWED = "not-allowed"  # MSCHAPv2: the realm does not allow it
 
 
 class PasswordChecker:
@@ -184,9 +189,16 @@ class PasswordChecker:
     workers run verify()."""
 
     def __init__(
-        self, store: Store, *, ttl: float = PASSWORD_CACHE_TTL, capacity: int = PASSWORD_CACHE_SIZE
+        self,
+        store: Store,
+        *,
+        ttl: float = PASSWORD_CACHE_TTL,
+        capacity: int = PASSWORD_CACHE_SIZE,
+        unseal: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
+        """`unseal`: Vault.unseal, which opens the NT hashes MSCHAPv2 checks against."""
         self._store = store
+        self._unseal = unseal
         self.ttl = ttl
         self.capacity = capacity
         self.throttle = LoginThrottle()
@@ -268,6 +280,45 @@ class PasswordChecker:
                 self._remembered.popitem(last=False)
         return PasswordVerdict.OK
 
+    def check_nt(
+        self,
+        realm: str,
+        user: str,
+        challenge: bytes,
+        response: MschapResponse,
+        keys: tuple[str, ...],
+        now: float,
+    ) -> tuple[PasswordVerdict, bytes | None]:
+        """MSCHAPv2 (PEAP): the verdict on the peer's NT-Response and, when OK, the
+        Authenticator Response that proves we hold the NT hash too. MD4 and DES: microseconds,
+        so it runs where it is asked. An unknown user counts as a failure, as a wrong
+        password does; a user without an NT hash does not (it is not the peer's guess)."""
+        with self._lock:
+            if self.throttle.locked_until(keys, now) is not None:
+                return PasswordVerdict.LOCKED, None
+        exists, sealed = self._store.sealed_nt_hash(realm, user)
+        proof: bytes | None = None
+        if exists and sealed is None:
+            return PasswordVerdict.NO_NT_HASH, None
+        if sealed is not None:
+            try:
+                if self._unseal is None:
+                    raise VaultError("no vault to open it with")
+                nt_hash = self._unseal(Store.nt_hash_context(realm, user), sealed)
+            except VaultError as exc:
+                log.error(
+                    "stored NT hash unusable",
+                    extra={"realm": realm, "user": user, "error": str(exc)},
+                )
+                return PasswordVerdict.NO_NT_HASH, None
+            proof = check_response(nt_hash, challenge, response)
+        with self._lock:
+            if proof is None:
+                self.throttle.failed(keys, now)
+                return PasswordVerdict.WRONG, None
+            self.throttle.succeeded(keys)
+        return PasswordVerdict.OK, proof
+
 
 @dataclass(slots=True)
 class _EapSession:
@@ -309,9 +360,11 @@ class RadiusServer:
         store: Store | None = None,
         admissions: AdmissionKeeper | None = None,
         eap: EapTls | None = None,
+        unseal: Callable[[str, bytes], bytes] | None = None,
     ) -> None:
         """802.1X is served when `eap` is given, which needs `store` (the realm users) and
-        `admissions` (the sign-in); without, EAP requests are rejected."""
+        `admissions` (the sign-in); without, EAP requests are rejected. `unseal`
+        (Vault.unseal) opens the NT hashes PEAP's MSCHAPv2 checks."""
         if eap is not None and (store is None or admissions is None):
             raise ValueError("EAP needs the store and the admission keeper")
         self.config = config
@@ -321,7 +374,7 @@ class RadiusServer:
         self._secret_of = secret_of
         self.eap = eap
         self.admissions = admissions
-        self.passwords = PasswordChecker(store) if store is not None else None
+        self.passwords = PasswordChecker(store, unseal=unseal) if store is not None else None
         self._conversations: ConversationTable[_EapSession] = ConversationTable(
             self.settings.eap_sessions, self.settings.eap_timeout
         )
@@ -633,6 +686,8 @@ class RadiusServer:
             return None
         if isinstance(step, CheckPassword):
             return self._check_password(request, session, step, now)
+        if isinstance(step, CheckNtResponse):
+            return self._check_nt_response(request, session, step, now)
         self._end(request)
         if isinstance(step, Failure):
             _bump(stats, "rejected.eap")
@@ -662,6 +717,29 @@ class RadiusServer:
         if verdict is None:
             verdict = self.passwords.verify(realm, user, step.password, keys, now)
         reply, stat = self._password_result(request, session, verdict, now)
+        _bump(self.per_client[request.nas.config.name], stat)
+        return reply
+
+    def _check_nt_response(
+        self, request: _EapRequest, session: _EapSession, step: CheckNtResponse, now: float
+    ) -> bytes | _Later | None:
+        """PEAP's MSCHAPv2: checked here on the receive thread (no scrypt in it)."""
+        assert self.passwords is not None
+        realm, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        settings = self.config.realm(realm)
+        keys = (f"user:{realm}/{user}", f"endpoint:{request.mac or request.nas.config.name}")
+        if settings is None or not settings.mschapv2:
+            verdict, proof = PasswordVerdict.NOT_ALLOWED, None
+        else:
+            verdict, proof = self.passwords.check_nt(
+                realm, user, step.challenge, step.response, keys, now
+            )
+        with session.lock:
+            answer = session.conversation.nt_response_checked(proof)
+        if not isinstance(answer, Failure):
+            return self._eap_step(request, session, answer, now)
+        self._end(request)
+        reply, stat = self._credential_failure(request, session, answer, verdict, realm)
         _bump(self.per_client[request.nas.config.name], stat)
         return reply
 
@@ -708,13 +786,36 @@ class RadiusServer:
         if isinstance(step, Success):
             return self._eap_success(request, step, now)
         assert isinstance(step, Failure)
-        locked = verdict is PasswordVerdict.LOCKED
-        self._log_failure(
-            request, session, "locked out by the login throttle" if locked else step.why
-        )
-        if locked:
+        return self._credential_failure(request, session, step, verdict)
+
+    def _credential_failure(
+        self,
+        request: _EapRequest,
+        session: _EapSession,
+        step: Failure,
+        verdict: PasswordVerdict,
+        realm: str = "",
+    ) -> tuple[bytes, str]:
+        """The Reject for a refused password or MSCHAPv2 response, and its counter. The
+        two MSCHAPv2-only causes are the admin's to mend, so the log says which."""
+        if verdict is PasswordVerdict.LOCKED:
+            self._log_failure(request, session, "locked out by the login throttle")
             why = "too many failed sign-ins: locked for a while"
             return self._eap_reject(request, step.eap, why), "rejected.eap-locked"
+        if verdict is PasswordVerdict.NOT_ALLOWED:
+            self._log_failure(request, session, f"realm {realm!r} does not allow MSCHAPv2")
+            why = "PEAP (MSCHAPv2) is not allowed in this realm: use EAP-TTLS"
+            return self._eap_reject(request, step.eap, why), "rejected.eap-no-mschapv2"
+        if verdict is PasswordVerdict.NO_NT_HASH:
+            self._log_failure(
+                request,
+                session,
+                "the user has no MSCHAPv2 credential (NT hash): its password was set before "
+                "the realm allowed MSCHAPv2; set it again",
+            )
+            why = "wrong user name or password"  # as for an unknown user: no account probing
+            return self._eap_reject(request, step.eap, why), "rejected.eap-no-mschapv2"
+        self._log_failure(request, session, step.why)
         why = "wrong user name or password"
         return self._eap_reject(request, step.eap, why), "rejected.eap-password"
 
@@ -722,7 +823,7 @@ class RadiusServer:
         """The authenticated user signs the endpoint in (Layer 2 only): its role's VLAN and
         the MPPE keys in an Access-Accept, or a Reject when the sign-in is refused."""
         assert self.admissions is not None
-        method = "eap-ttls" if step.method is EapType.TTLS else "eap-tls"
+        method = _METHOD_NAMES[step.method]
         realm_name, user = split_identity(step.user, self._realm_names, self.eap_realm)
         realm = self.config.realm(realm_name)
         mac = request.mac
@@ -1252,6 +1353,9 @@ class RadiusServer:
 
 _HOT_COUNTERS = ("received", "answered", "duplicates")
 _HOT_CLIENT_COUNTERS = ("accepted.mab",)
+
+
+_METHOD_NAMES = {EapType.TTLS: "eap-ttls", EapType.TLS: "eap-tls", EapType.PEAP: "peap"}
 
 
 def _bump(counts: dict[str, int], key: str, by: int = 1) -> None:

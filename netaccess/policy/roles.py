@@ -46,6 +46,9 @@ class Realm:
     # Seconds a collected posture report may stand for an endpoint without a new one
     # (netaccess.policy.standing); None: no lease, the latest report always counts.
     reuse_result_for: float | None = None
+    # Whether its users may sign in with MSCHAPv2 (802.1X PEAP): their NT hash, a password
+    # equivalent, is then kept (sealed) beside the scrypt hash when a password is set.
+    mschapv2: bool = False
 
     def admission(self) -> RealmAdmission:
         """The realm as sign-in decides on it: its mappings, then the default role."""

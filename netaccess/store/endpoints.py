@@ -241,14 +241,16 @@ class Store:
         password_hash: str,
         at: float,
         groups: Sequence[str] = (),
+        nt_hash: bytes | None = None,
     ) -> bool:
-        """Create the account; False if the realm already has a user of that name."""
+        """Create the account; False if the realm already has a user of that name.
+        `nt_hash`: the sealed NT hash, for a realm whose users may sign in with MSCHAPv2."""
         return self._change_user(
             f"adding portal user {realm}/{name}",
             "INSERT INTO portal_users"
-            " (realm, name, password_hash, created_at, updated_at, groups)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
-            (realm, name, password_hash, at, at, _groups_json(groups)),
+            " (realm, name, password_hash, created_at, updated_at, groups, nt_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (realm, name) DO NOTHING",
+            (realm, name, password_hash, at, at, _groups_json(groups), nt_hash),
         )
 
     def set_groups(self, realm: str, name: str, groups: Sequence[str], at: float) -> bool:
@@ -267,14 +269,33 @@ class Store:
             ).fetchone()
         return frozenset() if row is None else frozenset(_read_groups(row[0]))
 
-    def set_password(self, realm: str, name: str, password_hash: str, at: float) -> bool:
-        """Replace the user's password hash; False if there is no such user."""
+    def set_password(
+        self, realm: str, name: str, password_hash: str, at: float, nt_hash: bytes | None = None
+    ) -> bool:
+        """Replace the user's password hash and sealed NT hash (None: forgotten, as a new
+        password makes the old one wrong); False if there is no such user."""
         return self._change_user(
             f"changing the password of {realm}/{name}",
-            "UPDATE portal_users SET password_hash = ?, updated_at = ?"
+            "UPDATE portal_users SET password_hash = ?, nt_hash = ?, updated_at = ?"
             " WHERE realm = ? AND name = ?",
-            (password_hash, at, realm, name),
+            (password_hash, nt_hash, at, realm, name),
         )
+
+    @staticmethod
+    def nt_hash_context(realm: str, name: str) -> str:
+        """What a user's NT hash is sealed for (Vault.seal): moved to another user's row, it
+        does not open."""
+        return f"portal-user-nt-hash/{realm}/{name}"
+
+    def sealed_nt_hash(self, realm: str, name: str) -> tuple[bool, bytes | None]:
+        """(whether the user exists, its sealed NT hash if it has one)."""
+        with _database_errors(f"reading portal user {realm}/{name} from {self._where}"):
+            row = self._connection.execute(
+                "SELECT nt_hash FROM portal_users WHERE realm = ? AND name = ?", (realm, name)
+            ).fetchone()
+        if row is None:
+            return False, None
+        return True, None if row[0] is None else bytes(row[0])
 
     def delete_user(self, realm: str, name: str) -> bool:
         """Remove the account; False if there is no such user."""

@@ -196,6 +196,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        10,
+        "portal users: the NT hash MSCHAPv2 (PEAP) needs, sealed, for realms that opt in",
+        """
+        -- The NT hash is a password equivalent: kept sealed (AES-256-GCM under the vault's
+        -- key, the realm and user bound in), and only for realms with mschapv2 = true.
+        ALTER TABLE portal_users ADD COLUMN nt_hash BLOB;
+        """,
+    ),
 )
 
 

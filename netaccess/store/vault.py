@@ -112,6 +112,21 @@ class Vault:
         self._write(entries)
         return replaced
 
+    def seal(self, context: str, value: bytes) -> bytes:
+        """`value` encrypted under the vault's key for keeping elsewhere (the store), bound
+        to `context` (what it belongs to: another context cannot open it)."""
+        nonce = secrets.token_bytes(_NONCE)
+        return nonce + self._aead.encrypt(nonce, value, _sealed_aad(context))
+
+    def unseal(self, context: str, sealed: bytes) -> bytes:
+        """What seal(context, ...) encrypted. VaultError when it does not open."""
+        try:
+            return self._aead.decrypt(sealed[:_NONCE], sealed[_NONCE:], _sealed_aad(context))
+        except (InvalidTag, ValueError):
+            raise VaultError(
+                f"a value sealed for {context!r} does not open (wrong key, or moved)"
+            ) from None
+
     def delete(self, name: str) -> bool:
         if name not in self._entries:
             return False
@@ -132,6 +147,10 @@ class Vault:
 
 def _aad(name: str) -> bytes:
     return b"netaccess-vault/1/" + name.encode()
+
+
+def _sealed_aad(context: str) -> bytes:
+    return b"netaccess-sealed/1/" + context.encode()
 
 
 def _parse(raw: bytes, path: Path) -> dict[str, bytes]:

@@ -1,13 +1,15 @@
 """One EAP conversation on the server side, sans-IO: the peer's EAP Responses in, our next
 Request (or Success or Failure) out.
 
-Identity first, then a TLS-based method: EAP-TTLS (RFC 5281) with PAP inside, or EAP-TLS
-(RFC 5216). The peer may Nak the method we start with and name another we offer. TLS itself
-is an injected engine (TlsEngine: records in, records out, the keying-material exporter), so
-this module holds only the EAP side: identifiers, the Start, fragmentation both ways,
-acknowledgements, the inner PAP AVPs, and the MSK from the TLS exporter. Checking a
+Identity first, then a TLS-based method: EAP-TTLS (RFC 5281) with PAP inside, EAP-TLS
+(RFC 5216), or PEAPv0 with EAP-MSCHAPv2 inside (its phase 2 is proto.radius.peap). The peer
+may Nak the method we start with and name another we offer. TLS itself is an injected
+engine (TlsEngine: records in, records out, the keying-material exporter), so this module
+holds only the EAP side: identifiers, the Start, fragmentation both ways, acknowledgements,
+the inner PAP AVPs, and the MSK from the TLS exporter. Checking a
 password is the caller's (it is slow and needs the user store): a CheckPassword step asks,
-and password_checked(ok) answers.
+and password_checked(ok) answers; for PEAP a CheckNtResponse step asks, and
+nt_response_checked() answers with the Authenticator Response (mschapv2.check_response).
 
 Only TLS 1.2 key derivation is used (RFC 5216 §2.3, RFC 5281 §8: the PRF over the master
 secret with the method's label, which is what the TLS 1.2 exporter without context computes);
@@ -38,11 +40,14 @@ from netaccess.proto.radius.eap import (
     fragments,
 )
 from netaccess.proto.radius.errors import RadiusError
+from netaccess.proto.radius.mschapv2 import MschapResponse
+from netaccess.proto.radius.peap import Passed, PeapInner, Refused, Send, Verify
 
 MSK_BYTES = 64
 KEY_LABELS = {
     EapType.TLS: b"client EAP encryption",  # RFC 5216 §2.3
     EapType.TTLS: b"ttls keying material",  # RFC 5281 §8
+    EapType.PEAP: b"client EAP encryption",  # PEAPv0 without crypto-binding: EAP-TLS's
 }
 TLS_METHODS = frozenset(KEY_LABELS)
 DEFAULT_FRAGMENT = 1000  # TLS bytes per EAP packet: fits a 1500-byte link with RADIUS around it
@@ -67,6 +72,9 @@ class TlsEngine(Protocol):
     def read_application(self) -> bytes:
         """Application data the peer sent, decrypted. Raises TlsFailed."""
 
+    def write_application(self, data: bytes) -> None:
+        """Encrypt `data` for the peer; the records come out of outgoing()."""
+
     def export_key(self, label: bytes, length: int) -> bytes:
         """The TLS keying-material exporter without context (RFC 5705)."""
 
@@ -87,6 +95,16 @@ class CheckPassword:
 
     user: str
     password: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CheckNtResponse:
+    """PEAP: the peer answered our MS-CHAPv2 `challenge` as `user`: check `response` against
+    the user's NT hash (mschapv2.check_response) and call nt_response_checked()."""
+
+    user: str
+    challenge: bytes
+    response: MschapResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +132,13 @@ class Discard:
     why: str
 
 
-Step = Challenge | CheckPassword | Success | Failure | Discard
+Step = Challenge | CheckPassword | CheckNtResponse | Success | Failure | Discard
 
 
 class _Phase(enum.Enum):
     IDENTITY = "identity"
     HANDSHAKE = "handshake"  # TLS records both ways
-    INNER = "inner"  # TTLS: our Finished is out, the peer's AVPs are due
+    INNER = "inner"  # TTLS: our Finished is out, the peer's AVPs are due; PEAP: phase 2
     FINAL_ACK = "final-ack"  # EAP-TLS: our Finished is out, the peer's empty ack is due
     ALERT = "alert"  # our TLS alert is out; whatever the peer answers, EAP-Failure follows
     CHECKING = "checking"  # a password check is with the caller
@@ -154,6 +172,7 @@ class EapConversation:
         self._out: list[bytes] = []  # frames of our flight not yet sent
         self._user: str | None = None
         self._alert_why = ""
+        self._peap: PeapInner | None = None  # PEAP's phase 2, once the tunnel is up
 
     @property
     def finished(self) -> bool:
@@ -211,6 +230,14 @@ class EapConversation:
             return self._fail(f"wrong password for {self._user!r}")
         return self._succeed(self._user)
 
+    def nt_response_checked(self, authenticator_response: bytes | None) -> Step:
+        """The answer to CheckNtResponse: the Authenticator Response when the NT-Response
+        was right, None when it was not (or the user has no NT hash)."""
+        if self._phase is not _Phase.CHECKING or self._peap is None:
+            raise RuntimeError("no MS-CHAPv2 check is outstanding")
+        self._phase = _Phase.INNER
+        return self._phase2(self._peap.checked(authenticator_response))
+
     # --- the method ----------------------------------------------------------------------
 
     def _start(self, method: EapType) -> Step:
@@ -219,6 +246,7 @@ class EapConversation:
         self._engine = self._engine_for(method)
         self._reassembly = Reassembly()
         self._out = []
+        self._peap = None
         self._phase = _Phase.HANDSHAKE
         return self._request(method, encode_tls_frame(b"", start=True))
 
@@ -234,6 +262,10 @@ class EapConversation:
         if not message:
             if self._phase is _Phase.FINAL_ACK:
                 return self._succeed(self._engine.peer_name() or self.identity or "")
+            if self._phase is _Phase.INNER and self.method is EapType.PEAP and self._peap is None:
+                # The peer acknowledged our Finished: phase 2 starts with our inner request.
+                self._peap = PeapInner()
+                return self._phase2(Send(self._peap.start()))
             return self._fail(f"empty TLS message in the {self._phase.value} phase")
         engine = self._engine
         engine.receive(message)
@@ -249,6 +281,17 @@ class EapConversation:
             self._phase = _Phase.FINAL_ACK
             return self._send(out)
         inner = engine.read_application()
+        if self.method is EapType.PEAP:
+            if self._peap is None:
+                if inner:
+                    return self._fail("the peer sent tunnelled data before PEAP phase 2")
+                if not out:
+                    return self._fail("TLS complete but nothing to send the PEAP peer")
+                self._phase = _Phase.INNER
+                return self._send(out)
+            if out:
+                return self._fail("TLS handshake records in PEAP phase 2")
+            return self._phase2(self._peap.receive(inner))
         if inner and out:
             # Inner data before the peer saw our Finished (TLS False Start): not served.
             return self._fail("the peer sent its inner authentication before our Finished")
@@ -278,6 +321,19 @@ class EapConversation:
         self._user = name.value.decode("utf-8", "replace")
         self._phase = _Phase.CHECKING
         return CheckPassword(self._user, password.value.rstrip(b"\0"))
+
+    def _phase2(self, step: Send | Verify | Passed | Refused) -> Step:
+        """PEAP: what the inner conversation said, as the outer step."""
+        assert self._engine is not None
+        if isinstance(step, Send):
+            self._engine.write_application(step.data)
+            return self._send(self._engine.outgoing())
+        if isinstance(step, Verify):
+            self._phase = _Phase.CHECKING
+            return CheckNtResponse(step.user, step.challenge, step.response)
+        if isinstance(step, Passed):
+            return self._succeed(step.user)
+        return self._fail(step.why)
 
     # --- what we send ----------------------------------------------------------------------
 
