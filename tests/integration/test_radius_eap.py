@@ -5,8 +5,9 @@ derived itself ("MPPE keys OK").
 
 EAP-TTLS/PAP with a realm user's password -> Accept, the Layer-2-only remediation VLAN and
 the endpoint in remediation; a wrong password -> Reject. EAP-TLS with a client certificate
-from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject. A supplicant that
-only does PEAP is refused cleanly."""
+from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject. PEAP with
+EAP-MSCHAPv2, the realm keeping its users' NT hashes (mschapv2 = true) -> Accept, with
+wpa_supplicant checking our MS-CHAPv2 Authenticator Response; a wrong password -> Reject."""
 
 from __future__ import annotations
 
@@ -117,10 +118,11 @@ def eap_lab(lab_factory: Any) -> tuple[Lab, Path, dict[str, Any]]:
         "good": ca.issue("laptop-7@staff"),
         "foreign": stranger.issue("laptop-8@staff"),
     }
-    config = write_config(base, extra=radius_tables(ca.path))
+    config = write_config(base, extra=radius_tables(ca.path), realm_extra="mschapv2 = true\n")
     lab.up(config=config, dhcp_clients=False)
     cli(base, "secrets", "set", "lab-switch", "--stdin", input=SECRET + "\n")
-    cli(base, "users", "add", "staff", "alice", "--password-stdin", input=PASSWORD + "\n")
+    added = cli(base, "users", "add", "staff", "alice", "--password-stdin", input=PASSWORD + "\n")
+    assert "MSCHAPv2 credential kept" in added.stdout
     server_cert = base / "state" / "tls" / "portal.crt"
     assert server_cert.exists(), "netaccessd made no portal certificate"
     return lab, base, {"server": server_cert, "clients": clients, "dir": pki_dir}
@@ -205,25 +207,47 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     assert not accepted(refused)
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
 
-    # A supplicant that only speaks PEAP: its Nak names nothing served, a clean Reject.
+    # PEAP with EAP-MSCHAPv2 inside: Accept with MPPE keys, wpa_supplicant having checked
+    # our Authenticator Response (the proof that we hold alice's NT hash).
+    peap_mac = "02:4e:41:ea:00:05"
     peap = network_block(
         directory,
         "peap",
         eap="PEAP",
         identity="alice",
+        anonymous_identity="anonymous@staff",
         password=PASSWORD,
         phase2="auth=MSCHAPV2",
         ca_cert=server,
     )
-    refused = eapol_test(lab, peap, "02:4e:41:ea:00:05")
+    done = eapol_test(lab, peap, peap_mac)
+    assert accepted(done), done.stdout[-4000:] + done.stderr
+    assert "EAP-MSCHAPV2: Authentication succeeded" in done.stdout  # our S= checked out
+    assert "MPPE keys OK" in done.stdout
+    assert last_accept_vlan(done) == "998", done.stdout[-3000:]
+    assert role_of(base, peap_mac) == "remediation"
+
+    # PEAP with a wrong password: Reject.
+    peap_wrong = network_block(
+        directory,
+        "peap-wrong",
+        eap="PEAP",
+        identity="alice",
+        password="not the password",
+        phase2="auth=MSCHAPV2",
+        ca_cert=server,
+    )
+    refused = eapol_test(lab, peap_wrong, "02:4e:41:ea:00:06")
     assert not accepted(refused)
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
+    assert role_of(base, "02:4e:41:ea:00:06") is None
 
     (client,) = cli_json(base, "radius", "clients")
     counters = client["counters"]
-    assert (counters["accepted.eap-ttls"], counters["accepted.eap-tls"]) == (1, 1)
-    assert counters["rejected.eap-password"] == 1
-    assert counters["rejected.eap"] == 2  # the foreign certificate, and PEAP
+    accepted_counts = [counters[f"accepted.{m}"] for m in ("eap-ttls", "eap-tls", "peap")]
+    assert accepted_counts == [1, 1, 1]
+    assert counters["rejected.eap-password"] == 2  # TTLS and PEAP
+    assert counters["rejected.eap"] == 1  # the foreign certificate
     log = lab.appliance_log.read_text()
-    assert "the peer refused every method offered (TTLS, TLS)" in log
     assert "CERTIFICATE_VERIFY_FAILED" in log
+    assert "wrong password for 'alice' (MS-CHAPv2)" in log

@@ -1,0 +1,233 @@
+"""PEAP through RadiusServer (no sockets) and the NT hash's path to it: the control socket's
+users.add and users.passwd keep it sealed with the vault key only for a realm with
+mschapv2 = true; the server opens it to check an MSCHAPv2 response. A user without one, a
+realm that does not allow it, a wrong password and the throttle are each refused and
+counted."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netaccess.config import DEFAULT_CONFIG_TEXT, ApplianceConfig, load_config_text
+from netaccess.control import ControlError, ErrorCode, Request
+from netaccess.io.admission import AdmissionKeeper
+from netaccess.io.control_handlers import Appliance
+from netaccess.io.eap_tls import EapTls
+from netaccess.io.enforcer_link import EnforcerLink
+from netaccess.io.inventory import Inventory
+from netaccess.io.radius import RadiusServer
+from netaccess.policy.credentials import hash_password
+from netaccess.proto.radius.eap import EapType
+from netaccess.proto.radius.mschapv2 import nt_password_hash
+from netaccess.proto.radius.packet import Code
+from netaccess.store import Store
+from netaccess.store.vault import Vault, VaultError
+from tests.unit.test_eap_conversation import Pki, make_pki
+from tests.unit.test_eap_radius_io import CLIENT, SECRET, D, Switch
+from tests.unit.test_peap import PeapPeer
+
+PASSWORD = "correct horse"
+GUESTS = '\n[[realms]]\nname = "guests"\nrole = "full"\n'
+
+
+def config(*, mschapv2: bool = True) -> ApplianceConfig:
+    text = DEFAULT_CONFIG_TEXT
+    if mschapv2:
+        text = text.replace('title = "Staff"\n', 'title = "Staff"\nmschapv2 = true\n', 1)
+    text = text.replace("\n[radius]\n", GUESTS + "\n[radius]\n", 1)
+    return load_config_text(text + CLIENT, "t.toml")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("peap-io-pki"))
+
+
+@pytest.fixture
+def appliance(tmp_path: Path) -> Iterator[Appliance]:
+    cfg = config()
+    cfg = dataclasses.replace(cfg, daemon=dataclasses.replace(cfg.daemon, state_dir=tmp_path))
+    with Store.open_memory() as store:
+        inventory = Inventory(store, [])
+        link = EnforcerLink(tmp_path / "enforcer.sock", lambda: [], lambda repairs: None, 100)
+        yield Appliance(cfg, store, inventory, link)
+
+
+async def ask(appliance: Appliance, op: str, **args: Any) -> Any:
+    response = await appliance.handle(Request(1, op, args))
+    assert response.ok, response.error_message
+    return response.result
+
+
+async def add(appliance: Appliance, realm: str, user: str, password: str = PASSWORD) -> Any:
+    return await ask(
+        appliance,
+        "users.add",
+        realm=realm,
+        user=user,
+        password_hash=hash_password(password),
+        nt_hash=nt_password_hash(password).hex(),
+    )
+
+
+def server_for(appliance: Appliance, pki: Pki) -> RadiusServer:
+    cfg, store = appliance.config, appliance.store
+    admissions = AdmissionKeeper(cfg, store, appliance.inventory, lambda: None)
+    eap = EapTls(pki.server.certificate, pki.server.key, None, peap=True)
+    return RadiusServer(
+        cfg,
+        appliance.inventory,
+        D,
+        {"sw": SECRET}.get,
+        store=store,
+        admissions=admissions,
+        eap=eap,
+        unseal=appliance.vault.unseal,
+    )
+
+
+def peap(pki: Pki, name: str = "alice", password: str = PASSWORD) -> PeapPeer:
+    return PeapPeer(pki, name=name, password=password, identity="anonymous@staff")
+
+
+async def test_the_nt_hash_is_kept_sealed_only_where_the_realm_allows_it(
+    appliance: Appliance,
+) -> None:
+    assert (await add(appliance, "staff", "alice"))["mschapv2"] is True
+    assert (await add(appliance, "guests", "gail"))["mschapv2"] is False
+    exists, sealed = appliance.store.sealed_nt_hash("staff", "alice")
+    assert exists and sealed is not None
+    assert nt_password_hash(PASSWORD) not in sealed  # sealed, not stored as is
+    context = Store.nt_hash_context("staff", "alice")
+    assert appliance.vault.unseal(context, sealed) == nt_password_hash(PASSWORD)
+    with pytest.raises(VaultError):  # moved to another user's row, it does not open
+        appliance.vault.unseal(Store.nt_hash_context("staff", "bob"), sealed)
+    assert appliance.store.sealed_nt_hash("guests", "gail") == (True, None)
+    assert appliance.store.sealed_nt_hash("staff", "nobody") == (False, None)
+
+
+async def test_a_new_password_replaces_the_nt_hash_or_forgets_it(appliance: Appliance) -> None:
+    await add(appliance, "staff", "alice")
+    _, before = appliance.store.sealed_nt_hash("staff", "alice")
+    found = await ask(
+        appliance,
+        "users.passwd",
+        realm="staff",
+        user="alice",
+        password_hash=hash_password("another horse"),
+        nt_hash=nt_password_hash("another horse").hex(),
+    )
+    assert found["mschapv2"] is True
+    _, after = appliance.store.sealed_nt_hash("staff", "alice")
+    assert after is not None and after != before
+    opened = appliance.vault.unseal(Store.nt_hash_context("staff", "alice"), after)
+    assert opened == nt_password_hash("another horse")
+    # A client that sends no NT hash: the old one, now wrong, is not kept.
+    await ask(
+        appliance, "users.passwd", realm="staff", user="alice", password_hash=hash_password("x" * 9)
+    )
+    assert appliance.store.sealed_nt_hash("staff", "alice") == (True, None)
+
+
+@pytest.mark.parametrize("bad", ["", "00" * 15, "zz" * 16, "AB" * 16, 7])
+async def test_a_bad_nt_hash_is_refused_and_nothing_is_written(
+    appliance: Appliance, bad: object
+) -> None:
+    request = Request(
+        1,
+        "users.add",
+        {"realm": "staff", "user": "ann", "password_hash": hash_password(PASSWORD), "nt_hash": bad},
+    )
+    with pytest.raises(ControlError, match="nt_hash: 32 hex digits") as caught:
+        await appliance.handle(request)
+    assert caught.value.code is ErrorCode.BAD_REQUEST
+    assert appliance.store.password_hash("staff", "ann") is None
+
+
+def test_sealed_values_do_not_open_when_tampered_or_short(tmp_path: Path) -> None:
+    vault = Vault.open(tmp_path)
+    sealed = vault.seal("ctx", b"value")
+    assert vault.unseal("ctx", sealed) == b"value"
+    for broken in (sealed[:-1] + bytes([sealed[-1] ^ 1]), sealed[:10], b""):
+        with pytest.raises(VaultError, match="does not open"):
+            vault.unseal("ctx", broken)
+    assert "ctx" not in vault.names()  # sealing is not a vault entry
+
+
+async def test_peap_signs_a_user_in_with_the_mppe_keys(appliance: Appliance, pki: Pki) -> None:
+    await add(appliance, "staff", "alice")
+    server = server_for(appliance, pki)
+    assert server.eap is not None and EapType.PEAP in server.eap.methods
+    peer = peap(pki)
+    found = Switch(server, peer).run()
+    assert found["code"] == [Code.ACCESS_ACCEPT], found.get("Reply-Message")
+    assert peer.server_proved
+    assert found["MS-MPPE-Recv-Key"] == [peer.msk()[:32]]
+    assert found["MS-MPPE-Send-Key"] == [peer.msk()[32:]]
+    assert found["Tunnel-Private-Group-Id"] == ["998"]  # Layer 2 only: remediation
+    assert server.per_client["sw"]["accepted.peap"] == 1
+
+
+async def test_peap_refusals_are_counted_and_say_why(
+    appliance: Appliance, pki: Pki, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add(appliance, "staff", "alice")
+    await add(appliance, "guests", "gail")
+    # Alice's row as it was before the realm allowed MSCHAPv2: no NT hash.
+    appliance.store.add_user("staff", "old", hash_password(PASSWORD), 1.0)
+    server = server_for(appliance, pki)
+    counts = server.per_client["sw"]
+
+    caplog.set_level(logging.INFO, "netaccess.radius")
+    found = Switch(server, peap(pki, password="not it")).run()
+    assert found["code"] == [Code.ACCESS_REJECT]
+    assert found["Reply-Message"] == ["wrong user name or password"]
+    assert counts["rejected.eap-password"] == 1
+
+    found = Switch(server, peap(pki, name="old")).run()
+    assert found["code"] == [Code.ACCESS_REJECT]
+    assert found["Reply-Message"] == ["wrong user name or password"]  # no account probing
+    assert counts["rejected.eap-no-mschapv2"] == 1
+    whys = [getattr(record, "why", "") for record in caplog.records]
+    assert any("password was set before the realm allowed MSCHAPv2; set it again" in why
+               for why in whys), whys  # fmt: skip
+
+    found = Switch(server, peap(pki, name="gail@guests")).run()
+    assert found["code"] == [Code.ACCESS_REJECT]
+    assert "not allowed in this realm" in found["Reply-Message"][0]
+    assert counts["rejected.eap-no-mschapv2"] == 2
+
+    found = Switch(server, peap(pki, name="nobody")).run()
+    assert found["code"] == [Code.ACCESS_REJECT]
+    assert counts["rejected.eap-password"] == 2
+    assert "accepted.peap" not in counts
+
+
+async def test_the_throttle_locks_peap_guessing_out(appliance: Appliance, pki: Pki) -> None:
+    await add(appliance, "staff", "alice")
+    server = server_for(appliance, pki)
+    assert server.passwords is not None
+    limit = server.passwords.throttle.policy.max_failures
+    for _ in range(limit):
+        Switch(server, peap(pki, password="guess")).run()
+    found = Switch(server, peap(pki)).run()  # the right password, but locked
+    assert found["code"] == [Code.ACCESS_REJECT]
+    assert "locked" in found["Reply-Message"][0]
+    assert server.per_client["sw"]["rejected.eap-locked"] == 1
+
+
+async def test_without_a_realm_allowing_it_peap_is_not_offered(
+    appliance: Appliance, pki: Pki
+) -> None:
+    appliance.config = config(mschapv2=False)
+    server = server_for(appliance, pki)
+    server.eap = EapTls(pki.server.certificate, pki.server.key, None)
+    assert server.eap.methods == (EapType.TTLS,)
+    assert Switch(server, peap(pki)).run()["code"] == [Code.ACCESS_REJECT]
+    assert server.per_client["sw"]["rejected.eap"] == 1
