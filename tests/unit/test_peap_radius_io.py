@@ -31,6 +31,7 @@ from netaccess.store.vault import Vault, VaultError
 from tests.unit.test_eap_conversation import Pki, make_pki
 from tests.unit.test_eap_radius_io import CLIENT, SECRET, D, Switch
 from tests.unit.test_peap import PeapPeer
+from tests.unit.test_policy_ops import ask
 
 PASSWORD = "correct horse"
 GUESTS = '\n[[realms]]\nname = "guests"\nrole = "full"\n'
@@ -57,12 +58,6 @@ def appliance(tmp_path: Path) -> Iterator[Appliance]:
         inventory = Inventory(store, [])
         link = EnforcerLink(tmp_path / "enforcer.sock", lambda: [], lambda repairs: None, 100)
         yield Appliance(cfg, store, inventory, link)
-
-
-async def ask(appliance: Appliance, op: str, **args: Any) -> Any:
-    response = await appliance.handle(Request(1, op, args))
-    assert response.ok, response.error_message
-    return response.result
 
 
 async def add(appliance: Appliance, realm: str, user: str, password: str = PASSWORD) -> Any:
