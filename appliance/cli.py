@@ -236,10 +236,12 @@ def read_new_password(from_stdin: bool) -> str:
     return password
 
 
-def nt_hash_hex(password: str) -> str | None:
-    """The NT hash MSCHAPv2 needs, for the daemon to keep if the realm allows it (it cannot
-    be made from the scrypt hash later); None past MSCHAPv2's 256 characters."""
-    return nt_password_hash(password).hex() if len(password) <= MAX_PASSWORD else None
+def password_args(password: str) -> dict[str, Any]:
+    """What users.add and users.passwd send for a new password: its scrypt hash, and the NT
+    hash MSCHAPv2 needs, for the daemon to keep if the realm allows it (it cannot be made
+    from the scrypt hash later; none past MSCHAPv2's 256 characters)."""
+    nt_hash = nt_password_hash(password).hex() if len(password) <= MAX_PASSWORD else None
+    return {"password_hash": hash_password(password), "nt_hash": nt_hash}
 
 
 PASSWORD_STDIN = click.option(
@@ -262,16 +264,8 @@ def users_add(
     ctx: click.Context, realm: str, user: str, password_stdin: bool, groups: tuple[str, ...]
 ) -> None:
     """Create USER in REALM; asks for the password (twice) unless --password-stdin."""
-    password = read_new_password(password_stdin)
-    found = call(
-        ctx,
-        "users.add",
-        realm=realm,
-        user=user,
-        password_hash=hash_password(password),
-        nt_hash=nt_hash_hex(password),
-        groups=list(groups),
-    )
+    secret = password_args(read_new_password(password_stdin))
+    found = call(ctx, "users.add", realm=realm, user=user, groups=list(groups), **secret)
     extra = [f"groups: {', '.join(groups)}"] if groups else []
     if found.get("mschapv2"):
         extra.append("MSCHAPv2 credential kept")
@@ -297,15 +291,8 @@ def users_groups(ctx: click.Context, realm: str, user: str, groups: tuple[str, .
 @click.pass_context
 def users_passwd(ctx: click.Context, realm: str, user: str, password_stdin: bool) -> None:
     """Set a new password for USER in REALM."""
-    password = read_new_password(password_stdin)
-    found = call(
-        ctx,
-        "users.passwd",
-        realm=realm,
-        user=user,
-        password_hash=hash_password(password),
-        nt_hash=nt_hash_hex(password),
-    )
+    secret = password_args(read_new_password(password_stdin))
+    found = call(ctx, "users.passwd", realm=realm, user=user, **secret)
     kept = " (MSCHAPv2 credential kept)" if found.get("mschapv2") else ""
     click.echo(f"{realm}/{user}: password changed{kept}")
 
