@@ -47,7 +47,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import trio
 
@@ -96,7 +96,13 @@ from netaccess.proto.radius.eap_server import (
 )
 from netaccess.proto.radius.eap_sessions import ConversationTable, split_identity
 from netaccess.proto.radius.errors import RadiusError
-from netaccess.proto.radius.mschapv2 import MschapResponse, check_response
+from netaccess.proto.radius.mschapv2 import (
+    ERROR_AUTHENTICATION_FAILURE,
+    ERROR_NO_DIALIN_PERMISSION,
+    NT_HASH_BYTES,
+    MschapResponse,
+    check_response,
+)
 from netaccess.proto.radius.packet import (
     CALLING_STATION_ID,
     EAP_MESSAGE,
@@ -120,7 +126,7 @@ from netaccess.proto.radius.server import (
     accept_request,
 )
 from netaccess.store import Store, StoreError
-from netaccess.store.vault import VaultError
+from netaccess.store.vault import SEALED_OVERHEAD, VaultError
 
 log = logging.getLogger("netaccess.radius")
 
@@ -177,6 +183,45 @@ class PasswordVerdict(enum.Enum):
     NOT_ALLOWED = "not-allowed"  # MSCHAPv2: the realm does not allow it
 
 
+class _Refusal(NamedTuple):
+    """What a refused credential's peer is told (the Reject's Reply-Message, and the
+    message of PEAP's MS-CHAPv2 Failure), the MS-CHAP error, the counter, and what the log
+    says (None: the conversation's own why; {realm} is filled in)."""
+
+    told: str
+    error: int
+    stat: str
+    logged: str | None
+
+
+_WRONG_CREDENTIALS = "wrong user name or password"  # the same for an unknown user: no probing
+_REFUSALS = {
+    PasswordVerdict.LOCKED: _Refusal(
+        "too many failed sign-ins: locked for a while",
+        ERROR_AUTHENTICATION_FAILURE,
+        "rejected.eap-locked",
+        "locked out by the login throttle",
+    ),
+    PasswordVerdict.NOT_ALLOWED: _Refusal(
+        "PEAP (MSCHAPv2) is not allowed in this realm: use EAP-TTLS",
+        ERROR_NO_DIALIN_PERMISSION,
+        "rejected.eap-no-mschapv2",
+        "realm {realm!r} does not allow MSCHAPv2",
+    ),
+    # The admin's to mend, so the log says which; the peer hears what a wrong password gets.
+    PasswordVerdict.NO_NT_HASH: _Refusal(
+        _WRONG_CREDENTIALS,
+        ERROR_AUTHENTICATION_FAILURE,
+        "rejected.eap-no-mschapv2",
+        "the user has no MSCHAPv2 credential (NT hash): its password was set before the "
+        "realm allowed MSCHAPv2; set it again",
+    ),
+}
+_REFUSED_PASSWORD = _Refusal(
+    _WRONG_CREDENTIALS, ERROR_AUTHENTICATION_FAILURE, "rejected.eap-password", None
+)
+
+
 class PasswordChecker:
     """The inner PAP passwords of EAP-TTLS, checked as the portal checks its logins: the
     realm user's scrypt hash (a decoy for an unknown user, so both cost the same), and the
@@ -209,6 +254,11 @@ class PasswordChecker:
         self._hashes: dict[tuple[str, str], tuple[int, float, str]] = {}
         self._lock = threading.Lock()
         self._decoy: str | None = None
+        # MSCHAPv2's decoys for an unknown user (or one without an NT hash): a sealed value
+        # of a sealed NT hash's size that opens to nothing, and an NT hash to check the
+        # response against, so the answer costs what a wrong password's does.
+        self._nt_decoy = secrets.token_bytes(NT_HASH_BYTES)
+        self._sealed_decoy = secrets.token_bytes(SEALED_OVERHEAD + NT_HASH_BYTES)
 
     def _fingerprint(self, realm: str, user: str, password: bytes, stored: str) -> bytes:
         parts = (realm.encode(), user.encode(), password, stored.encode())
@@ -292,15 +342,19 @@ class PasswordChecker:
         """MSCHAPv2 (PEAP): the verdict on the peer's NT-Response and, when OK, the
         Authenticator Response that proves we hold the NT hash too. MD4 and DES: microseconds,
         so it runs where it is asked. An unknown user counts as a failure, as a wrong
-        password does; a user without an NT hash does not (it is not the peer's guess)."""
+        password does, and costs what one does (a decoy seal opened, a decoy hash checked,
+        as for a user without an NT hash); a user without one does not count as a failure
+        (it is not the peer's guess)."""
         with self._lock:
             if self.throttle.locked_until(keys, now) is not None:
                 return PasswordVerdict.LOCKED, None
         exists, sealed = self._store.sealed_nt_hash(realm, user)
         proof: bytes | None = None
-        if exists and sealed is None:
-            return PasswordVerdict.NO_NT_HASH, None
-        if sealed is not None:
+        if sealed is None:  # no such user, or no NT hash kept for it
+            self._decoy_nt_check(realm, user, challenge, response)
+            if exists:
+                return PasswordVerdict.NO_NT_HASH, None
+        else:
             try:
                 if self._unseal is None:
                     raise VaultError("no vault to open it with")
@@ -319,6 +373,15 @@ class PasswordChecker:
             self.throttle.succeeded(keys)
         return PasswordVerdict.OK, proof
 
+    def _decoy_nt_check(
+        self, realm: str, user: str, challenge: bytes, response: MschapResponse
+    ) -> None:
+        """What checking a known user's response costs, spent on decoys."""
+        if self._unseal is not None:
+            with contextlib.suppress(VaultError):
+                self._unseal(Store.nt_hash_context(realm, user), self._sealed_decoy)
+        check_response(self._nt_decoy, challenge, response)
+
 
 @dataclass(slots=True)
 class _EapSession:
@@ -328,6 +391,9 @@ class _EapSession:
     conversation: EapConversation
     nas: str
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # PEAP: the verdict on a refused MSCHAPv2 response and its realm, kept for the Reject
+    # that follows the peer's answers to our MS-CHAPv2 Failure.
+    refused: tuple[PasswordVerdict, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -690,6 +756,11 @@ class RadiusServer:
             return self._check_nt_response(request, session, step, now)
         self._end(request)
         if isinstance(step, Failure):
+            if session.refused is not None:  # PEAP, after our MS-CHAPv2 Failure
+                verdict, realm = session.refused
+                reply, stat = self._credential_failure(request, session, step, verdict, realm)
+                _bump(stats, stat)
+                return reply
             _bump(stats, "rejected.eap")
             self._log_failure(request, session, step.why)
             return self._eap_reject(request, step.eap, "802.1X authentication failed")
@@ -723,7 +794,8 @@ class RadiusServer:
     def _check_nt_response(
         self, request: _EapRequest, session: _EapSession, step: CheckNtResponse, now: float
     ) -> bytes | _Later | None:
-        """PEAP's MSCHAPv2: checked here on the receive thread (no scrypt in it)."""
+        """PEAP's MSCHAPv2: checked here on the receive thread (no scrypt in it). A refusal
+        is told to the peer in the MS-CHAPv2 Failure first; the Reject comes after."""
         assert self.passwords is not None
         realm, user = split_identity(step.user, self._realm_names, self.eap_realm)
         settings = self.config.realm(realm)
@@ -734,14 +806,14 @@ class RadiusServer:
             verdict, proof = self.passwords.check_nt(
                 realm, user, step.challenge, step.response, keys, now
             )
+        refusal = _REFUSALS.get(verdict, _REFUSED_PASSWORD)
+        if proof is None:
+            session.refused = (verdict, realm)
         with session.lock:
-            answer = session.conversation.nt_response_checked(proof)
-        if not isinstance(answer, Failure):
-            return self._eap_step(request, session, answer, now)
-        self._end(request)
-        reply, stat = self._credential_failure(request, session, answer, verdict, realm)
-        _bump(self.per_client[request.nas.config.name], stat)
-        return reply
+            answer = session.conversation.nt_response_checked(
+                proof, error=refusal.error, message=refusal.told
+            )
+        return self._eap_step(request, session, answer, now)
 
     def _check_later(
         self,
@@ -796,28 +868,11 @@ class RadiusServer:
         verdict: PasswordVerdict,
         realm: str = "",
     ) -> tuple[bytes, str]:
-        """The Reject for a refused password or MSCHAPv2 response, and its counter. The
-        two MSCHAPv2-only causes are the admin's to mend, so the log says which."""
-        if verdict is PasswordVerdict.LOCKED:
-            self._log_failure(request, session, "locked out by the login throttle")
-            why = "too many failed sign-ins: locked for a while"
-            return self._eap_reject(request, step.eap, why), "rejected.eap-locked"
-        if verdict is PasswordVerdict.NOT_ALLOWED:
-            self._log_failure(request, session, f"realm {realm!r} does not allow MSCHAPv2")
-            why = "PEAP (MSCHAPv2) is not allowed in this realm: use EAP-TTLS"
-            return self._eap_reject(request, step.eap, why), "rejected.eap-no-mschapv2"
-        if verdict is PasswordVerdict.NO_NT_HASH:
-            self._log_failure(
-                request,
-                session,
-                "the user has no MSCHAPv2 credential (NT hash): its password was set before "
-                "the realm allowed MSCHAPv2; set it again",
-            )
-            why = "wrong user name or password"  # as for an unknown user: no account probing
-            return self._eap_reject(request, step.eap, why), "rejected.eap-no-mschapv2"
-        self._log_failure(request, session, step.why)
-        why = "wrong user name or password"
-        return self._eap_reject(request, step.eap, why), "rejected.eap-password"
+        """The Reject for a refused password or MSCHAPv2 response, and its counter."""
+        refusal = _REFUSALS.get(verdict, _REFUSED_PASSWORD)
+        logged = step.why if refusal.logged is None else refusal.logged.format(realm=realm)
+        self._log_failure(request, session, logged)
+        return self._eap_reject(request, step.eap, refusal.told), refusal.stat
 
     def _eap_success(self, request: _EapRequest, step: Success, now: float) -> tuple[bytes, str]:
         """The authenticated user signs the endpoint in (Layer 2 only): its role's VLAN and

@@ -33,6 +33,7 @@ NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_SECRET = 4096
 _NONCE = 12
 _KEY = 32
+SEALED_OVERHEAD = _NONCE + 16  # what seal() adds to a value: the nonce and the GCM tag
 
 
 class VaultError(Exception):

@@ -7,7 +7,8 @@ EAP-TTLS/PAP with a realm user's password -> Accept, the Layer-2-only remediatio
 the endpoint in remediation; a wrong password -> Reject. EAP-TLS with a client certificate
 from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject. PEAP with
 EAP-MSCHAPv2, the realm keeping its users' NT hashes (mschapv2 = true) -> Accept, with
-wpa_supplicant checking our MS-CHAPv2 Authenticator Response; a wrong password -> Reject."""
+wpa_supplicant checking our MS-CHAPv2 Authenticator Response; a wrong password -> the
+MS-CHAPv2 Failure (E=691, with our message) and a failure Result TLV, then Reject."""
 
 from __future__ import annotations
 
@@ -227,7 +228,7 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     assert last_accept_vlan(done) == "998", done.stdout[-3000:]
     assert role_of(base, peap_mac) == "remediation"
 
-    # PEAP with a wrong password: Reject.
+    # PEAP with a wrong password: the peer is told so (E=691), then Reject.
     peap_wrong = network_block(
         directory,
         "peap-wrong",
@@ -239,6 +240,10 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     )
     refused = eapol_test(lab, peap_wrong, "02:4e:41:ea:00:06")
     assert not accepted(refused)
+    # Told first, inside the tunnel: the MS-CHAPv2 Failure, then the failure Result TLV.
+    told = "failure message: 'wrong user name or password' (retry not allowed, error 691)"
+    assert told in refused.stdout, refused.stdout[-3000:]
+    assert "EAP-TLV: TLV Result - Failure" in refused.stdout
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
     assert role_of(base, "02:4e:41:ea:00:06") is None
 

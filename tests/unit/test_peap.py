@@ -6,6 +6,7 @@ headers stripped but for the Result TLV)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 
 import pytest
@@ -160,6 +161,11 @@ def _inner_at(phase: str) -> PeapInner:
     assert isinstance(verify, Verify)
     if phase == "checking":
         return inner
+    if phase in ("failure", "failed"):
+        assert isinstance(inner.checked(None), Send)
+        if phase == "failed":
+            assert isinstance(inner.receive(b"\x1a\x04"), Send)
+        return inner
     assert isinstance(inner.checked(AUTHENTICATOR_RESPONSE), Send)
     if phase == "success":
         return inner
@@ -167,13 +173,18 @@ def _inner_at(phase: str) -> PeapInner:
     return inner
 
 
-@pytest.mark.parametrize("phase", ["identity", "challenge", "checking", "success", "result"])
+PHASES = ["identity", "challenge", "checking", "success", "result", "failure", "failed"]
+
+
+@pytest.mark.parametrize("phase", PHASES)
 @given(data=st.binary(max_size=120))
 def test_any_inner_packet_in_any_phase_gives_a_step(phase: str, data: bytes) -> None:
     step = _inner_at(phase).receive(data)
     assert isinstance(step, Send | Verify | Passed | Refused)
-    if phase in ("checking", "result") and isinstance(step, Passed):
+    if phase in ("checking", "result", "failure", "failed") and isinstance(step, Passed):
         raise AssertionError("garbage passed phase 2")
+    if phase == "failed":
+        assert isinstance(step, Refused) and "wrong password" in step.why
 
 
 def test_the_inner_conversation_in_order() -> None:
@@ -210,9 +221,12 @@ def test_inner_refusals() -> None:
     step = wrong_id.receive(b"\x1a" + response_packet(other, NT_RESPONSE, b"alice"))
     assert isinstance(step, Refused) and "identifier" in step.why
     checking = _inner_at("checking")
-    assert isinstance(checking.checked(None), Refused)
+    assert isinstance(checking.checked(None), Send)
     with pytest.raises(RuntimeError):
         checking.checked(None)
+    # Something other than the acknowledgement of our Failure ends phase 2 at once.
+    unacknowledged = _inner_at("failure").receive(b"\x1a\x03")
+    assert unacknowledged == Refused("wrong password for 'alice' (MS-CHAPv2)")
     result = _inner_at("result")
     failure = encode_eap(
         EapCode.RESPONSE, result._extensions_id, EXTENSIONS, b"\x80\x03\x00\x02\x00\x02"
@@ -248,6 +262,8 @@ class PeapPeer(EapPeer):
         self.expected_proof = b""
         self.server_proved = False
         self.inner_seen: list[int] = []
+        self.failure_text = ""  # the message of the server's MS-CHAPv2 Failure
+        self.results_seen: list[int] = []
 
     def answer(self, request: bytes) -> bytes:
         packet = decode_eap(request)
@@ -265,7 +281,10 @@ class PeapPeer(EapPeer):
         if len(data) >= 5 and data[0] == EapCode.REQUEST and data[4] == EXTENSIONS:
             tlv = decode_eap(data)
             self.inner_seen.append(EXTENSIONS)
-            status = self.result.to_bytes(2, "big")
+            asked = result_of(tlv.data)
+            self.results_seen.append(asked)
+            # A failure Result is answered in kind, as wpa_supplicant does.
+            status = (RESULT_FAILURE if asked == RESULT_FAILURE else self.result).to_bytes(2, "big")
             return encode_eap(
                 EapCode.RESPONSE, tlv.identifier, EXTENSIONS, b"\x80\x03\x00\x02" + status
             )
@@ -285,6 +304,10 @@ class PeapPeer(EapPeer):
             return b"\x1a" + response_packet(body[1], response, self.name).replace(
                 PEER_CHALLENGE, self.peer_challenge, 1
             )
+        if body[0] == OpCode.FAILURE:
+            assert int.from_bytes(body[2:4], "big") == len(body)  # MS-Length
+            self.failure_text = body[4:].decode()
+            return b"\x1a\x04"  # the acknowledgement: the OpCode alone
         assert body[0] == OpCode.SUCCESS, body
         self.server_proved = body[4:46] == self.expected_proof
         return b"\x1a\x03"
@@ -325,15 +348,44 @@ def test_peap_mschapv2_succeeds_and_both_sides_hold_the_same_msk(pki: Pki) -> No
     assert decode_eap(step.eap).code is EapCode.SUCCESS
 
 
-def test_peap_with_a_wrong_password_fails(pki: Pki) -> None:
-    step, asked = run_peap(conversation(pki, (EapType.PEAP,)), PeapPeer(pki, password="nope"), GOOD)
+FAILURE_TEXT = re.compile(r"E=(\d+) R=0 C=[0-9A-F]{32} V=3 M=(.*)")
+
+
+def test_peap_with_a_wrong_password_is_told_so_then_fails(pki: Pki) -> None:
+    peer = PeapPeer(pki, password="nope")
+    step, asked = run_peap(conversation(pki, (EapType.PEAP,)), peer, GOOD)
     assert len(asked) == 1
     assert isinstance(step, Failure) and "wrong password" in step.why
+    assert decode_eap(step.eap).code is EapCode.FAILURE
+    # The MS-CHAPv2 Failure, its acknowledgement, then the failure Result TLV answered.
+    told = FAILURE_TEXT.fullmatch(peer.failure_text)
+    assert told is not None, peer.failure_text
+    assert told.groups() == ("691", "wrong user name or password")
+    assert peer.inner_seen == [EapType.IDENTITY, EapType.MSCHAPV2, EapType.MSCHAPV2, EXTENSIONS]
+    assert peer.results_seen == [RESULT_FAILURE]
+    assert not peer.server_proved
+
+
+def test_the_failure_carries_the_error_and_message_asked_for(pki: Pki) -> None:
+    server = conversation(pki, (EapType.PEAP,))
+    peer = PeapPeer(pki)
+    step: Step = server.receive(b"")
+    while not isinstance(step, CheckNtResponse):
+        assert isinstance(step, Challenge), step
+        step = server.receive(peer.answer(step.eap))
+    step = server.nt_response_checked(None, error=649, message="not in this realm")
+    while isinstance(step, Challenge):
+        step = server.receive(peer.answer(step.eap))
+    assert isinstance(step, Failure)
+    told = FAILURE_TEXT.fullmatch(peer.failure_text)
+    assert told is not None and told.groups() == ("649", "not in this realm")
 
 
 def test_peap_without_an_nt_hash_fails(pki: Pki) -> None:
-    step, _ = run_peap(conversation(pki, (EapType.PEAP,)), PeapPeer(pki), None)
+    peer = PeapPeer(pki)
+    step, _ = run_peap(conversation(pki, (EapType.PEAP,)), peer, None)
     assert isinstance(step, Failure)
+    assert peer.failure_text.startswith("E=691 ") and peer.results_seen == [RESULT_FAILURE]
 
 
 def test_peap_fails_when_the_peer_refuses_the_result(pki: Pki) -> None:

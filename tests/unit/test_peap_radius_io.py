@@ -2,7 +2,8 @@
 users.add and users.passwd keep it sealed with the vault key only for a realm with
 mschapv2 = true; the server opens it to check an MSCHAPv2 response. A user without one, a
 realm that does not allow it, a wrong password and the throttle are each refused and
-counted."""
+counted, the peer told why in the MS-CHAPv2 Failure first; an unknown user costs the same
+work as a known one."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from netaccess.config import DEFAULT_CONFIG_TEXT, ApplianceConfig, load_config_text
 from netaccess.control import ControlError, ErrorCode, Request
+from netaccess.io import radius as radius_io
 from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.control_handlers import Appliance
 from netaccess.io.eap_tls import EapTls
@@ -24,13 +26,14 @@ from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
 from netaccess.policy.credentials import hash_password
 from netaccess.proto.radius.eap import EapType
-from netaccess.proto.radius.mschapv2 import nt_password_hash
+from netaccess.proto.radius.mschapv2 import MschapResponse, check_response, nt_password_hash
 from netaccess.proto.radius.packet import Code
+from netaccess.proto.radius.peap import RESULT_FAILURE
 from netaccess.store import Store
 from netaccess.store.vault import Vault, VaultError
 from tests.unit.test_eap_conversation import Pki, make_pki
 from tests.unit.test_eap_radius_io import CLIENT, SECRET, D, Switch
-from tests.unit.test_peap import PeapPeer
+from tests.unit.test_peap import FAILURE_TEXT, PeapPeer
 from tests.unit.test_policy_ops import ask
 
 PASSWORD = "correct horse"
@@ -179,29 +182,36 @@ async def test_peap_refusals_are_counted_and_say_why(
     server = server_for(appliance, pki)
     counts = server.per_client["sw"]
 
+    def refused(peer: PeapPeer) -> tuple[str, str]:
+        """The Reject's Reply-Message, and the MS-CHAPv2 Failure the peer was sent first
+        (its error and message, the failure Result TLV answered)."""
+        found = Switch(server, peer).run()
+        assert found["code"] == [Code.ACCESS_REJECT]
+        assert peer.results_seen == [RESULT_FAILURE]
+        told = FAILURE_TEXT.fullmatch(peer.failure_text)
+        assert told is not None, peer.failure_text
+        (message,) = found["Reply-Message"]
+        assert told.group(2) == message  # the same words both ways
+        return message, told.group(1)
+
     caplog.set_level(logging.INFO, "netaccess.radius")
-    found = Switch(server, peap(pki, password="not it")).run()
-    assert found["code"] == [Code.ACCESS_REJECT]
-    assert found["Reply-Message"] == ["wrong user name or password"]
+    wrong = ("wrong user name or password", "691")
+    assert refused(peap(pki, password="not it")) == wrong
     assert counts["rejected.eap-password"] == 1
 
-    found = Switch(server, peap(pki, name="old")).run()
-    assert found["code"] == [Code.ACCESS_REJECT]
-    assert found["Reply-Message"] == ["wrong user name or password"]  # no account probing
+    assert refused(peap(pki, name="old")) == wrong  # no account probing
     assert counts["rejected.eap-no-mschapv2"] == 1
     whys = [getattr(record, "why", "") for record in caplog.records]
     assert any("password was set before the realm allowed MSCHAPv2; set it again" in why
                for why in whys), whys  # fmt: skip
 
-    found = Switch(server, peap(pki, name="gail@guests")).run()
-    assert found["code"] == [Code.ACCESS_REJECT]
-    assert "not allowed in this realm" in found["Reply-Message"][0]
+    message, error = refused(peap(pki, name="gail@guests"))
+    assert "not allowed in this realm" in message and error == "649"
     assert counts["rejected.eap-no-mschapv2"] == 2
 
-    found = Switch(server, peap(pki, name="nobody")).run()
-    assert found["code"] == [Code.ACCESS_REJECT]
+    assert refused(peap(pki, name="nobody")) == wrong
     assert counts["rejected.eap-password"] == 2
-    assert "accepted.peap" not in counts
+    assert "accepted.peap" not in counts and "rejected.eap" not in counts
 
 
 async def test_the_throttle_locks_peap_guessing_out(appliance: Appliance, pki: Pki) -> None:
@@ -211,10 +221,43 @@ async def test_the_throttle_locks_peap_guessing_out(appliance: Appliance, pki: P
     limit = server.passwords.throttle.policy.max_failures
     for _ in range(limit):
         Switch(server, peap(pki, password="guess")).run()
-    found = Switch(server, peap(pki)).run()  # the right password, but locked
+    peer = peap(pki)  # the right password, but locked
+    found = Switch(server, peer).run()
     assert found["code"] == [Code.ACCESS_REJECT]
     assert "locked" in found["Reply-Message"][0]
+    assert "M=too many failed sign-ins" in peer.failure_text
     assert server.per_client["sw"]["rejected.eap-locked"] == 1
+
+
+async def test_an_unknown_user_costs_what_a_known_one_does(
+    appliance: Appliance, pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No timing: the work itself. An unknown user (or one without an NT hash) has a seal
+    opened and a response checked, as a known user's wrong password has."""
+    await add(appliance, "staff", "alice")
+    appliance.store.add_user("staff", "old", hash_password(PASSWORD), 1.0)
+    opened: list[str] = []
+    checked: list[bytes] = []
+
+    def unseal(context: str, sealed: bytes) -> bytes:
+        opened.append(context)
+        return appliance.vault.unseal(context, sealed)
+
+    def check(nt_hash: bytes, challenge: bytes, response: MschapResponse) -> bytes | None:
+        checked.append(nt_hash)
+        return check_response(nt_hash, challenge, response)
+
+    monkeypatch.setattr(radius_io, "check_response", check)
+    server = server_for(appliance, pki)
+    assert server.passwords is not None
+    server.passwords._unseal = unseal
+    for name in ("alice", "nobody", "old"):
+        Switch(server, peap(pki, name=name, password="wrong")).run()
+    assert opened == [Store.nt_hash_context("staff", n) for n in ("alice", "nobody", "old")]
+    alice, *decoys = checked
+    assert alice == nt_password_hash(PASSWORD)
+    assert decoys == [decoys[0]] * 2 and decoys[0] != alice  # the decoy hash, each time
+    assert server.per_client["sw"]["rejected.eap-password"] == 2  # alice and nobody
 
 
 async def test_without_a_realm_allowing_it_peap_is_not_offered(

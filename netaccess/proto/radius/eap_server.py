@@ -40,7 +40,7 @@ from netaccess.proto.radius.eap import (
     fragments,
 )
 from netaccess.proto.radius.errors import RadiusError
-from netaccess.proto.radius.mschapv2 import MschapResponse
+from netaccess.proto.radius.mschapv2 import ERROR_AUTHENTICATION_FAILURE, MschapResponse
 from netaccess.proto.radius.peap import Passed, PeapInner, Refused, Send, Verify
 
 MSK_BYTES = 64
@@ -230,13 +230,23 @@ class EapConversation:
             return self._fail(f"wrong password for {self._user!r}")
         return self._succeed(self._user)
 
-    def nt_response_checked(self, authenticator_response: bytes | None) -> Step:
+    def nt_response_checked(
+        self,
+        authenticator_response: bytes | None,
+        *,
+        error: int = ERROR_AUTHENTICATION_FAILURE,
+        message: str = "wrong user name or password",
+    ) -> Step:
         """The answer to CheckNtResponse: the Authenticator Response when the NT-Response
-        was right, None when it was not (or the user has no NT hash)."""
+        was right, None when it was not (or the user has no NT hash). A refusal goes to the
+        peer as the MS-CHAPv2 Failure with `error` and `message` first (PeapInner.checked);
+        the Failure step follows the peer's answers to it."""
         if self._phase is not _Phase.CHECKING or self._peap is None:
             raise RuntimeError("no MS-CHAPv2 check is outstanding")
         self._phase = _Phase.INNER
-        return self._phase2(self._peap.checked(authenticator_response))
+        return self._phase2(
+            self._peap.checked(authenticator_response, error=error, message=message)
+        )
 
     # --- the method ----------------------------------------------------------------------
 

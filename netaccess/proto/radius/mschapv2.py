@@ -135,9 +135,19 @@ def encode_success(identifier: int, authenticator_response: bytes, message: str)
     )
 
 
-def encode_failure(identifier: int, challenge: bytes, message: str) -> bytes:
-    """The Failure Request for a wrong password (E=691), no retry, no password change."""
-    text = f"E=691 R=0 C={challenge.hex().upper()} V=3 M={message}"
+ERROR_AUTHENTICATION_FAILURE = 691  # RFC 2759 §6's error codes that this server sends
+ERROR_NO_DIALIN_PERMISSION = 649
+
+
+def encode_failure(
+    identifier: int, challenge: bytes, message: str, error: int = ERROR_AUTHENTICATION_FAILURE
+) -> bytes:
+    """The Failure Request (RFC 2759 §6): "E=<error> R=0 C=<challenge> V=3 M=<message>",
+    no retry (R=0) and no password change. `challenge` is a fresh 16 octets: the field is
+    required even when no retry is offered."""
+    if len(challenge) != CHALLENGE_BYTES:
+        raise ValueError("an MS-CHAPv2 challenge has 16 octets")
+    text = f"E={error} R=0 C={challenge.hex().upper()} V=3 M={message}"
     return _packet(OpCode.FAILURE, identifier, text.encode()[:250])
 
 

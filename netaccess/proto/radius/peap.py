@@ -5,7 +5,10 @@ tunnel and what comes out of it.
 
 Inside, the server asks for the identity, then runs EAP-MSCHAPv2 (mschapv2), then sends the
 Result TLV (type 33, the Extensions method) and takes the peer's answer; only then does the
-outer EAP-Success go out. PEAPv0 strips the EAP header (Code, Identifier, Length) from every
+outer EAP-Success go out. A refused response goes the same way, as Windows and
+wpa_supplicant expect it: the MS-CHAPv2 Failure (E=691 and a message the peer may show its
+user), the peer's acknowledgement, a failure Result TLV and the peer's answer, and then the
+outer EAP-Failure. PEAPv0 strips the EAP header (Code, Identifier, Length) from every
 inner packet but the Extensions ones, so an inner Request here is its Type and data alone.
 
 The MSK is the TLS exporter's with the EAP-TLS label ("client EAP encryption"): without the
@@ -69,6 +72,8 @@ class _Phase(enum.Enum):
     CHECKING = "checking"  # the Response is with the caller
     SUCCESS = "success"  # our MS-CHAPv2 Success is out; its acknowledgement is due
     RESULT = "result"  # our Result TLV is out; the peer's is due
+    FAILURE = "failure"  # our MS-CHAPv2 Failure is out; its acknowledgement is due
+    FAILED = "failed"  # our failure Result TLV is out; the peer's answer is due
     DONE = "done"
 
 
@@ -113,6 +118,7 @@ class PeapInner:
         self.user: str | None = None
         self._phase = _Phase.IDENTITY
         self._challenge = b""
+        self._refusal = ""  # why the response was refused, once it was
         self._mschap_id = secrets.randbelow(256)
         self._extensions_id = secrets.randbelow(256)
 
@@ -128,6 +134,8 @@ class PeapInner:
         """One decrypted inner packet from the peer."""
         if self._phase in (_Phase.CHECKING, _Phase.DONE):
             return Refused(f"inner packet in the {self._phase.value} phase")
+        if self._phase in (_Phase.FAILURE, _Phase.FAILED):
+            return self._failing(data)
         try:
             if self._phase is _Phase.RESULT:
                 return self._result(data)
@@ -156,13 +164,25 @@ class PeapInner:
             self._phase = _Phase.DONE
             return Refused(str(exc))
 
-    def checked(self, authenticator_response: bytes | None) -> InnerStep:
-        """The caller's answer to Verify: the Authenticator Response, or None (wrong)."""
+    def checked(
+        self,
+        authenticator_response: bytes | None,
+        *,
+        error: int = mschapv2.ERROR_AUTHENTICATION_FAILURE,
+        message: str = "wrong user name or password",
+    ) -> InnerStep:
+        """The caller's answer to Verify: the Authenticator Response, or None (refused).
+        A refusal sends the MS-CHAPv2 Failure with `error` and `message` (what the peer
+        may show its user); the Refused step comes once the peer has answered it."""
         if self._phase is not _Phase.CHECKING:
             raise RuntimeError("no MS-CHAPv2 check is outstanding")
         if authenticator_response is None:
-            self._phase = _Phase.DONE
-            return Refused(f"wrong password for {self.user!r} (MS-CHAPv2)")
+            self._phase = _Phase.FAILURE
+            self._refusal = f"wrong password for {self.user!r} (MS-CHAPv2)"
+            failure = mschapv2.encode_failure(
+                self._mschap_id, secrets.token_bytes(mschapv2.CHALLENGE_BYTES), message, error
+            )
+            return Send(bytes((EapType.MSCHAPV2,)) + failure)
         self._phase = _Phase.SUCCESS
         return Send(
             bytes((EapType.MSCHAPV2,))
@@ -191,6 +211,16 @@ class PeapInner:
         self.user = user
         self._phase = _Phase.CHECKING
         return Verify(user, self._challenge, response)
+
+    def _failing(self, data: bytes) -> InnerStep:
+        """After our Failure: its acknowledgement gets the failure Result TLV, and the
+        answer to that (whatever it says) ends phase 2. Anything else ends it at once;
+        either way the refusal is why."""
+        if self._phase is _Phase.FAILURE and data[:2] == bytes((EapType.MSCHAPV2, OpCode.FAILURE)):
+            self._phase = _Phase.FAILED
+            return Send(result_tlv(self._extensions_id, RESULT_FAILURE))
+        self._phase = _Phase.DONE
+        return Refused(self._refusal)
 
     def _result(self, data: bytes) -> InnerStep:
         packet = decode_eap(data)  # the Extensions packets keep their whole header
