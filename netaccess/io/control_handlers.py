@@ -394,7 +394,12 @@ class Appliance:
         path, signature, sha256 = args.get("path"), args.get("signature"), args.get("sha256")
         if signature is None and isinstance(path, str):
             signature = path + ".sig"
-        if not all(isinstance(p, str) and p.startswith("/") for p in (path, signature)):
+        if not (
+            isinstance(path, str)
+            and isinstance(signature, str)
+            and path.startswith("/")
+            and signature.startswith("/")
+        ):
             raise ControlError(ErrorCode.BAD_REQUEST, "args.path, args.signature: absolute paths")
         if sha256 is not None and not (isinstance(sha256, str) and SHA256.fullmatch(sha256)):
             raise ControlError(ErrorCode.BAD_REQUEST, "args.sha256: 64 hex digits")

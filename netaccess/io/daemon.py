@@ -345,13 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except* (StartupError, ControlSocketError) as group:
         failures = _leaves(group)
     except* Exception as group:
-        for exc in _leaves(group):
-            log.critical("crashed", exc_info=exc)
+        for leaf in _leaves(group):
+            log.critical("crashed", exc_info=leaf)
         crashed = True
     if crashed:
         return EXIT_CRASHED
-    for exc in failures:
-        log.error("cannot start: %s", exc)
+    for failure in failures:
+        log.error("cannot start: %s", failure)
     return 1 if failures else 0
 
 

@@ -49,7 +49,7 @@ class EnforcerLink:
         self,
         path: Path,
         desired_state: Callable[[], Sequence[Membership]],
-        on_repairs: Callable[[dict[str, Any]], None],
+        on_repairs: Callable[[dict[str, Any]], object],
         queue_limit: int,
     ) -> None:
         self.path = path

@@ -263,7 +263,8 @@ class _StreamLink(_Link):
         self.stream = stream
 
     async def receive(self, ready: bool) -> bytes:
-        return await self.stream.receive_some(RECEIVE_SIZE)
+        data = await self.stream.receive_some(RECEIVE_SIZE)
+        return data if isinstance(data, bytes) else bytes(data)  # trio types it either
 
     async def send(self, data: bytes, timeout: float) -> None:
         self.expect(_Waits.SENDING, timeout)

@@ -244,9 +244,12 @@ class OneAtATime:
 
     def send(self, replies: list[tuple[int, bytes]]) -> list[tuple[int, OSError]]:
         failed: list[tuple[int, OSError]] = []
+        source = self._source
         for slot, reply in replies:
             try:
-                self._sendto(reply, self._source)
+                if source is None:  # nothing received to answer
+                    raise OSError(errno.EDESTADDRREQ, os.strerror(errno.EDESTADDRREQ))
+                self._sendto(reply, source)
             except OSError as exc:
                 failed.append((slot, exc))
         return failed

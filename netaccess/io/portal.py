@@ -158,7 +158,7 @@ class Portal:
 
     # -- HTTPS
 
-    async def handle_https(self, request: Request, peer: Peer) -> Response:
+    async def handle_https(self, request: Request, peer: Peer) -> Response | StreamedResponse:
         path = request.path
         if path == "/api/captive":
             return self.captive_api(peer)
