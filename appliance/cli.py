@@ -317,10 +317,31 @@ def users_list(ctx: click.Context, as_json: bool) -> None:
         emit_json(found)
         return
     rows = [
-        [u["realm"], u["user"], ",".join(u["groups"]) or "-", u["created"], u["updated"]]
+        [
+            u["realm"],
+            u["user"],
+            ",".join(u["groups"]) or "-",
+            "yes" if u.get("mschapv2") else "-",
+            u["created"],
+            u["updated"],
+        ]
         for u in found
     ]
-    click.echo(render_table(["REALM", "USER", "GROUPS", "CREATED", "UPDATED"], rows))
+    click.echo(render_table(["REALM", "USER", "GROUPS", "MSCHAPV2", "CREATED", "UPDATED"], rows))
+
+
+@users.command("forget-mschapv2")
+@click.pass_context
+def users_forget_mschapv2(ctx: click.Context) -> None:
+    """Drop the MSCHAPv2 credentials (sealed NT hashes) kept for realms that do not allow
+    MSCHAPv2 (mschapv2 = true); those users sign in with PEAP again only after their
+    password is set anew. The daemon warns at start when there are any."""
+    found = call(ctx, "users.forget-mschapv2")
+    if not found["total"]:
+        click.echo("no MSCHAPv2 credentials kept outside the realms that allow MSCHAPv2")
+        return
+    each = ", ".join(f"{realm} {count}" for realm, count in sorted(found["forgotten"].items()))
+    click.echo(f"forgot {found['total']} MSCHAPv2 credential(s): {each}")
 
 
 @main.group()

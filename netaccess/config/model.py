@@ -307,6 +307,10 @@ class ApplianceConfig:
                 return realm
         return None
 
+    def mschapv2_realms(self) -> frozenset[str]:
+        """The realms whose users may sign in with MSCHAPv2 (PEAP): mschapv2 = true."""
+        return frozenset(realm.name for realm in self.realms if realm.mschapv2)
+
     def role(self, name: str) -> Role | None:
         for role in self.roles:
             if role.name == name:

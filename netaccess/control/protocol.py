@@ -28,6 +28,7 @@ OPS = frozenset(
         "users.passwd",
         "users.del",
         "users.groups",
+        "users.forget-mschapv2",
         "secrets.set",
         "secrets.list",
         "secrets.delete",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -51,6 +52,8 @@ REASON_MAX = 500
 SHA256 = re.compile(r"[0-9a-f]{64}")
 NT_HASH = re.compile(r"[0-9a-f]{32}")
 
+log = logging.getLogger("netaccess.control")
+
 
 class Appliance:
     """The daemon's state as the control socket sees it."""
@@ -96,6 +99,11 @@ class Appliance:
                 if not self.store.set_groups(realm, user, groups, time.time()):
                     raise ControlError(ErrorCode.NOT_FOUND, f"no user {user!r} in realm {realm!r}")
                 result = {"realm": realm, "user": user, "groups": sorted(set(groups))}
+            case "users.forget-mschapv2":
+                dropped = self.store.forget_nt_hashes(self.config.mschapv2_realms())
+                if dropped:
+                    log.info("MSCHAPv2 credentials forgotten", extra={"realms": dropped})
+                result = {"forgotten": dropped, "total": sum(dropped.values())}
             case "users.del":
                 realm, user = self._realm_user(args)
                 if not self.store.delete_user(realm, user):
@@ -147,13 +155,14 @@ class Appliance:
             case "users.list":
                 result = [
                     {
-                        "realm": r,
-                        "user": u,
-                        "groups": list(g),
-                        "created": iso_time(c),
-                        "updated": iso_time(m),
+                        "realm": user.realm,
+                        "user": user.name,
+                        "groups": list(user.groups),
+                        "created": iso_time(user.created_at),
+                        "updated": iso_time(user.updated_at),
+                        "mschapv2": user.nt_hash,
                     }
-                    for r, u, c, m, g in self.store.users()
+                    for user in self.store.users()
                 ]
             case _:
                 raise ControlError(ErrorCode.UNKNOWN_OP, f"unknown op {request.op!r}")

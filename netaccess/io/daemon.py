@@ -77,9 +77,26 @@ def open_store(config: ApplianceConfig) -> Store:
     return store
 
 
+def warn_of_stray_nt_hashes(config: ApplianceConfig, store: Store) -> dict[str, int]:
+    """NT hashes kept for realms that no longer allow MSCHAPv2 (mschapv2 turned off, or the
+    realm gone): password equivalents nothing uses. They are not dropped unasked (turning
+    the setting back on uses them again); the warning says how to drop them."""
+    strays = store.stray_nt_hashes(config.mschapv2_realms())
+    if strays:
+        log.warning(
+            "MSCHAPv2 credentials kept for realms that do not allow MSCHAPv2",
+            extra={
+                "realms": strays,
+                "fix": "`appliance users forget-mschapv2` drops them; mschapv2 = true uses them",
+            },
+        )
+    return strays
+
+
 async def run(config: ApplianceConfig) -> None:
     store = open_store(config)
     try:
+        warn_of_stray_nt_hashes(config, store)
         inventory = Inventory(
             store,
             store.load_endpoints(),
@@ -109,7 +126,7 @@ async def run(config: ApplianceConfig) -> None:
                     certificate,
                     key,
                     config.radius.eap_tls_ca,
-                    peap=any(realm.mschapv2 for realm in config.realms),
+                    peap=bool(config.mschapv2_realms()),
                 )
             except EapTlsUnavailable as exc:
                 raise StartupError(f"radius: 802.1X (EAP) cannot run: {exc}") from None

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from netaccess.policy.admission import Outcome
 from netaccess.policy.agents import AgentBuild
@@ -69,6 +69,23 @@ _CLAIM_IP = """
 # Errors that mean "this operation failed", as opposed to a bug in our code. A str that
 # cannot be encoded as UTF-8 (a lone surrogate) fails while binding, outside sqlite3.Error.
 _DATABASE_ERRORS = (sqlite3.Error, UnicodeEncodeError)
+
+
+def _strays(db: sqlite3.Connection, allowed: Collection[str]) -> dict[str, int]:
+    rows = db.execute(
+        "SELECT realm, count(*) FROM portal_users WHERE nt_hash IS NOT NULL"
+        " GROUP BY realm ORDER BY realm"
+    ).fetchall()
+    return {str(realm): int(count) for realm, count in rows if realm not in allowed}
+
+
+class PortalUser(NamedTuple):
+    realm: str
+    name: str
+    created_at: float
+    updated_at: float
+    groups: tuple[str, ...]
+    nt_hash: bool  # a sealed NT hash is kept (MSCHAPv2)
 
 
 class Store:
@@ -321,18 +338,42 @@ class Store:
             ).fetchone()
         return None if row is None else str(row[0])
 
-    def users(self) -> list[tuple[str, str, float, float, tuple[str, ...]]]:
-        """(realm, name, created_at, updated_at, groups) of every portal user, by realm and
-        name."""
+    def users(self) -> list[PortalUser]:
+        """Every portal user, by realm and name."""
         with _database_errors(f"listing portal users in {self._where}"):
             rows = self._connection.execute(
-                "SELECT realm, name, created_at, updated_at, groups FROM portal_users"
-                " ORDER BY realm, name"
+                "SELECT realm, name, created_at, updated_at, groups, nt_hash IS NOT NULL"
+                " FROM portal_users ORDER BY realm, name"
             ).fetchall()
         return [
-            (str(r[0]), str(r[1]), float(r[2]), float(r[3]), tuple(_read_groups(r[4])))
+            PortalUser(
+                str(r[0]),
+                str(r[1]),
+                float(r[2]),
+                float(r[3]),
+                tuple(_read_groups(r[4])),
+                bool(r[5]),
+            )
             for r in rows
         ]
+
+    def stray_nt_hashes(self, allowed: Collection[str]) -> dict[str, int]:
+        """How many users keep a sealed NT hash in each realm not in `allowed` (the realms
+        whose users may sign in with MSCHAPv2): {realm: count}, realms with none left out."""
+        with _database_errors(f"counting NT hashes in {self._where}"):
+            return _strays(self._connection, allowed)
+
+    def forget_nt_hashes(self, allowed: Collection[str]) -> dict[str, int]:
+        """Drop the sealed NT hashes of every realm not in `allowed`, in one transaction:
+        what was dropped, {realm: count}."""
+        with self._transaction("forgetting NT hashes", "BEGIN IMMEDIATE") as db:
+            dropped = _strays(db, allowed)
+            db.executemany(
+                "UPDATE portal_users SET nt_hash = NULL WHERE realm = ?",
+                [(realm,) for realm in dropped],
+            )
+        self.users_generation += 1
+        return dropped
 
     # -- admissions (who signed an endpoint in; what Host Checker last decided)
 

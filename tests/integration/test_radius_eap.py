@@ -124,6 +124,10 @@ def eap_lab(lab_factory: Any) -> tuple[Lab, Path, dict[str, Any]]:
     cli(base, "secrets", "set", "lab-switch", "--stdin", input=SECRET + "\n")
     added = cli(base, "users", "add", "staff", "alice", "--password-stdin", input=PASSWORD + "\n")
     assert "MSCHAPv2 credential kept" in added.stdout
+    (alice,) = cli_json(base, "users", "list")
+    assert alice["mschapv2"] is True and "yes" in cli(base, "users", "list").stdout
+    kept = cli(base, "users", "forget-mschapv2").stdout  # staff allows it: nothing goes
+    assert kept.startswith("no MSCHAPv2 credentials kept outside"), kept
     server_cert = base / "state" / "tls" / "portal.crt"
     assert server_cert.exists(), "netaccessd made no portal certificate"
     return lab, base, {"server": server_cert, "clients": clients, "dir": pki_dir}

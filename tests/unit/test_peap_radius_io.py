@@ -20,6 +20,7 @@ from netaccess.control import ControlError, ErrorCode, Request
 from netaccess.io import radius as radius_io
 from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.control_handlers import Appliance
+from netaccess.io.daemon import warn_of_stray_nt_hashes
 from netaccess.io.eap_tls import EapTls
 from netaccess.io.enforcer_link import EnforcerLink
 from netaccess.io.inventory import Inventory
@@ -131,6 +132,37 @@ async def test_a_new_password_replaces_the_nt_hash_or_forgets_it(appliance: Appl
         appliance, "users.passwd", realm="staff", user="alice", password_hash=hash_password("x" * 9)
     )
     assert appliance.store.sealed_nt_hash("staff", "alice") == (True, None)
+
+
+async def test_nt_hashes_a_realm_no_longer_allows_are_listed_warned_of_and_forgotten(
+    appliance: Appliance, caplog: pytest.LogCaptureFixture
+) -> None:
+    await add(appliance, "staff", "alice")
+    await add(appliance, "staff", "bob")
+    # Kept while guests allowed MSCHAPv2, and in a realm since removed from the config.
+    for realm, user in (("guests", "gail"), ("gone", "old")):
+        sealed = appliance.vault.seal(Store.nt_hash_context(realm, user), b"\x01" * 16)
+        appliance.store.add_user(realm, user, hash_password(PASSWORD), 1.0, nt_hash=sealed)
+    listed = await ask(appliance, "users.list")
+    assert {(u["realm"], u["user"]): u["mschapv2"] for u in listed} == {
+        ("gone", "old"): True,
+        ("guests", "gail"): True,
+        ("staff", "alice"): True,
+        ("staff", "bob"): True,
+    }
+    caplog.set_level(logging.WARNING, "netaccess.daemon")
+    assert warn_of_stray_nt_hashes(appliance.config, appliance.store) == {"gone": 1, "guests": 1}
+    (warning,) = [r for r in caplog.records if r.name == "netaccess.daemon"]
+    assert "forget-mschapv2" in warning.fix  # type: ignore[attr-defined]
+
+    found = await ask(appliance, "users.forget-mschapv2")
+    assert found == {"forgotten": {"gone": 1, "guests": 1}, "total": 2}
+    assert appliance.store.sealed_nt_hash("guests", "gail") == (True, None)
+    assert appliance.store.sealed_nt_hash("staff", "alice")[1] is not None  # allowed: kept
+    assert await ask(appliance, "users.forget-mschapv2") == {"forgotten": {}, "total": 0}
+    caplog.clear()
+    assert warn_of_stray_nt_hashes(appliance.config, appliance.store) == {}
+    assert not [r for r in caplog.records if r.name == "netaccess.daemon"]
 
 
 @pytest.mark.parametrize("bad", ["", "00" * 15, "zz" * 16, "AB" * 16, 7])

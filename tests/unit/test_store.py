@@ -339,7 +339,27 @@ def test_user_groups_are_kept_set_and_listed(store: Store) -> None:
     assert store.user_groups("staff", "ann") == frozenset()
     assert not store.set_groups("staff", "nobody", ["x"], 2.0)
     assert store.user_groups("staff", "nobody") == frozenset()
-    assert store.users() == [("staff", "ann", 1.0, 2.0, ())]
+    assert store.users() == [("staff", "ann", 1.0, 2.0, (), False)]
+
+
+def test_nt_hashes_outside_the_allowed_realms_are_counted_and_forgotten(store: Store) -> None:
+    store.add_user("staff", "ann", "h", 1.0, nt_hash=b"sealed-ann")
+    store.add_user("guests", "gail", "h", 1.0, nt_hash=b"sealed-gail")
+    store.add_user("guests", "gus", "h", 1.0, nt_hash=b"sealed-gus")
+    store.add_user("guests", "plain", "h", 1.0)
+    store.add_user("gone", "old", "h", 1.0, nt_hash=b"sealed-old")  # a realm since removed
+    # by realm and name: gone/old, guests/gail, guests/gus, guests/plain, staff/ann
+    assert [u.nt_hash for u in store.users()] == [True, True, True, False, True]
+    assert store.stray_nt_hashes({"staff"}) == {"gone": 1, "guests": 2}
+    assert store.stray_nt_hashes({"staff", "guests", "gone"}) == {}
+    generation = store.users_generation
+    assert store.forget_nt_hashes({"staff"}) == {"gone": 1, "guests": 2}
+    assert store.users_generation > generation  # kept hashes are read again
+    assert store.sealed_nt_hash("staff", "ann") == (True, b"sealed-ann")
+    assert store.sealed_nt_hash("guests", "gail") == (True, None)
+    assert store.sealed_nt_hash("gone", "old") == (True, None)
+    assert store.password_hash("guests", "gail") == "h"  # only the NT hash goes
+    assert store.forget_nt_hashes({"staff"}) == {}
 
 
 def test_standings_round_trip_replace_and_are_forgotten(store: Store) -> None:
