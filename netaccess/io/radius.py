@@ -764,9 +764,16 @@ class RadiusServer:
             _bump(stats, "rejected.eap")
             self._log_failure(request, session, step.why)
             return self._eap_reject(request, step.eap, "802.1X authentication failed")
-        reply, stat = self._eap_success(request, step, now)
+        reply, stat = self._eap_success(request, session, step, now)
         _bump(stats, stat)
         return reply
+
+    def _user_of(self, session: _EapSession, name: str) -> tuple[str, str]:
+        """(realm, user) of a name the conversation authenticates (the inner one, or the
+        certificate's): the realm it names, else the one its outer identity names
+        ("anonymous@guests"), else radius.eap_realm."""
+        outer, _ = split_identity(session.conversation.identity or "", self._realm_names, "")
+        return split_identity(name, self._realm_names, outer or self.eap_realm)
 
     def _end(self, request: _EapRequest) -> None:
         if request.state is not None:
@@ -777,7 +784,7 @@ class RadiusServer:
         self, request: _EapRequest, session: _EapSession, step: CheckPassword, now: float
     ) -> bytes | _Later:
         assert self.passwords is not None
-        realm, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        realm, user = self._user_of(session, step.user)
         keys = (f"user:{realm}/{user}", f"endpoint:{request.mac or request.nas.config.name}")
         verdict = self.passwords.quick(realm, user, step.password, keys, now)
         if verdict is None and self._password_workers is not None:
@@ -797,7 +804,7 @@ class RadiusServer:
         """PEAP's MSCHAPv2: checked here on the receive thread (no scrypt in it). A refusal
         is told to the peer in the MS-CHAPv2 Failure first; the Reject comes after."""
         assert self.passwords is not None
-        realm, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        realm, user = self._user_of(session, step.user)
         settings = self.config.realm(realm)
         keys = (f"user:{realm}/{user}", f"endpoint:{request.mac or request.nas.config.name}")
         if settings is None or not settings.mschapv2:
@@ -856,7 +863,7 @@ class RadiusServer:
             step = session.conversation.password_checked(verdict is PasswordVerdict.OK)
         self._end(request)
         if isinstance(step, Success):
-            return self._eap_success(request, step, now)
+            return self._eap_success(request, session, step, now)
         assert isinstance(step, Failure)
         return self._credential_failure(request, session, step, verdict)
 
@@ -874,12 +881,14 @@ class RadiusServer:
         self._log_failure(request, session, logged)
         return self._eap_reject(request, step.eap, refusal.told), refusal.stat
 
-    def _eap_success(self, request: _EapRequest, step: Success, now: float) -> tuple[bytes, str]:
+    def _eap_success(
+        self, request: _EapRequest, session: _EapSession, step: Success, now: float
+    ) -> tuple[bytes, str]:
         """The authenticated user signs the endpoint in (Layer 2 only): its role's VLAN and
         the MPPE keys in an Access-Accept, or a Reject when the sign-in is refused."""
         assert self.admissions is not None
         method = _METHOD_NAMES[step.method]
-        realm_name, user = split_identity(step.user, self._realm_names, self.eap_realm)
+        realm_name, user = self._user_of(session, step.user)
         realm = self.config.realm(realm_name)
         mac = request.mac
         if mac is None or realm is None:

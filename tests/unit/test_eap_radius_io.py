@@ -6,6 +6,7 @@ throttle, the conversation table's bounds, and a password checked on a worker th
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -231,6 +232,28 @@ def test_the_realm_comes_from_the_inner_name(store: Store, pki: Pki, alice_hash:
     found = Switch(server, ttls(pki, user="alice@guests")).run()
     assert found["code"] == [Code.ACCESS_REJECT]  # the guests' alice has another password now
     assert Switch(server, ttls(pki, user="alice")).run()["code"] == [Code.ACCESS_ACCEPT]
+
+
+def test_an_inner_name_without_a_realm_takes_the_outer_identitys(
+    store: Store, pki: Pki, alice_hash: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.add_user("guests", "gail", alice_hash, 1.0)
+    guests = '[[realms]]\nname = "guests"\nrole = "full"\ntitle = "Guests"\n'
+    server = server_for(store, pki, load_config_text(DEFAULT_CONFIG_TEXT + CLIENT + guests, "t"))
+    caplog.set_level(logging.INFO, "netaccess.radius")
+
+    def signed_in(outer: str, inner: str) -> tuple[str, str] | None:
+        caplog.clear()
+        found = Switch(server, ttls(pki, identity=outer, user=inner)).run()
+        if found["code"] != [Code.ACCESS_ACCEPT]:
+            return None
+        (record,) = [r for r in caplog.records if r.getMessage() == "802.1X sign-in"]
+        return record.realm, record.user  # type: ignore[attr-defined]
+
+    assert signed_in("anonymous@guests", "gail") == ("guests", "gail")
+    assert signed_in("anonymous", "gail") is None  # radius.eap_realm (staff) has no gail
+    assert signed_in("anonymous@guests", "alice@staff") == ("staff", "alice")  # inner wins
+    assert signed_in("alice@nowhere", "alice") == ("staff", "alice")  # not a realm: eap_realm
 
 
 def test_a_success_is_remembered_and_a_password_change_forgets_it(store: Store, pki: Pki) -> None:
