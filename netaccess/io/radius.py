@@ -203,7 +203,7 @@ _REFUSALS = {
         "locked out by the login throttle",
     ),
     PasswordVerdict.NOT_ALLOWED: _Refusal(
-        "PEAP (MSCHAPv2) is not allowed in this realm: use EAP-TTLS",
+        "MSCHAPv2 (PEAP, or inside EAP-TTLS) is not allowed in this realm: use EAP-TTLS with PAP",
         ERROR_NO_DIALIN_PERMISSION,
         "rejected.eap-no-mschapv2",
         "realm {realm!r} does not allow MSCHAPv2",
@@ -430,7 +430,7 @@ class RadiusServer:
     ) -> None:
         """802.1X is served when `eap` is given, which needs `store` (the realm users) and
         `admissions` (the sign-in); without, EAP requests are rejected. `unseal`
-        (Vault.unseal) opens the NT hashes PEAP's MSCHAPv2 checks."""
+        (Vault.unseal) opens the NT hashes MSCHAPv2 (PEAP, EAP-TTLS) checks."""
         if eap is not None and (store is None or admissions is None):
             raise ValueError("EAP needs the store and the admission keeper")
         self.config = config
@@ -801,8 +801,9 @@ class RadiusServer:
     def _check_nt_response(
         self, request: _EapRequest, session: _EapSession, step: CheckNtResponse, now: float
     ) -> bytes | _Later | None:
-        """PEAP's MSCHAPv2: checked here on the receive thread (no scrypt in it). A refusal
-        is told to the peer in the MS-CHAPv2 Failure first; the Reject comes after."""
+        """MSCHAPv2 (PEAP, or EAP-TTLS's MS-CHAP-V2): checked here on the receive thread (no
+        scrypt in it). A refusal is told to the peer first (PEAP's MS-CHAPv2 Failure, or
+        EAP-TTLS's MS-CHAP-Error); the Reject comes after."""
         assert self.passwords is not None
         realm, user = self._user_of(session, step.user)
         settings = self.config.realm(realm)

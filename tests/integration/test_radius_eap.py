@@ -8,7 +8,9 @@ the endpoint in remediation; a wrong password -> Reject. EAP-TLS with a client c
 from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject. PEAP with
 EAP-MSCHAPv2, the realm keeping its users' NT hashes (mschapv2 = true) -> Accept, with
 wpa_supplicant checking our MS-CHAPv2 Authenticator Response; a wrong password -> the
-MS-CHAPv2 Failure (E=691, with our message) and a failure Result TLV, then Reject."""
+MS-CHAPv2 Failure (E=691, with our message) and a failure Result TLV, then Reject. EAP-TTLS
+with MS-CHAP-V2 inside (the same NT hash) -> Accept; a wrong password -> MS-CHAP-Error,
+then Reject."""
 
 from __future__ import annotations
 
@@ -232,6 +234,30 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     assert last_accept_vlan(done) == "998", done.stdout[-3000:]
     assert role_of(base, peap_mac) == "remediation"
 
+    # EAP-TTLS with MS-CHAP-V2 inside, the same NT hash: Accept with MPPE keys after
+    # wpa_supplicant checked our MS-CHAP2-Success; a wrong password gets MS-CHAP-Error, then
+    # the Reject.
+    ttls_mschap = network_block(
+        directory,
+        "ttls-mschapv2",
+        eap="TTLS",
+        identity="alice",
+        anonymous_identity="anonymous@staff",
+        password=PASSWORD,
+        phase2="auth=MSCHAPV2",
+        ca_cert=server,
+    )
+    done = eapol_test(lab, ttls_mschap, "02:4e:41:ea:00:07")
+    assert accepted(done), done.stdout[-4000:] + done.stderr
+    assert "EAP-TTLS: Phase 2 MSCHAPV2 authentication succeeded" in done.stdout  # our S=
+    assert "MPPE keys OK" in done.stdout
+    wrong_mschap = directory / "ttls-mschapv2-wrong.conf"
+    wrong_mschap.write_text(ttls_mschap.read_text().replace(PASSWORD, "not the password"))
+    refused = eapol_test(lab, wrong_mschap, "02:4e:41:ea:00:08")
+    assert not accepted(refused)
+    assert "EAP-TTLS/MSCHAPV2: Received MS-CHAP-Error - failed" in refused.stdout  # told first
+    assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
+
     # PEAP with a wrong password: the peer is told so (E=691), then Reject.
     peap_wrong = network_block(
         directory,
@@ -254,8 +280,8 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     (client,) = cli_json(base, "radius", "clients")
     counters = client["counters"]
     accepted_counts = [counters[f"accepted.{m}"] for m in ("eap-ttls", "eap-tls", "peap")]
-    assert accepted_counts == [1, 1, 1]
-    assert counters["rejected.eap-password"] == 2  # TTLS and PEAP
+    assert accepted_counts == [2, 1, 1]  # TTLS with PAP and with MS-CHAP-V2
+    assert counters["rejected.eap-password"] == 3  # TTLS with each, and PEAP
     assert counters["rejected.eap"] == 1  # the foreign certificate
     log = lab.appliance_log.read_text()
     assert "CERTIFICATE_VERIFY_FAILED" in log

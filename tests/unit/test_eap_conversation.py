@@ -216,12 +216,12 @@ class EapPeer:
         self._handshake()
         if self.complete and self.method is EapType.TTLS and not self._inner_sent:
             self._inner_sent = True
-            self.tls.write(
-                encode_avps(
-                    [Avp(AVP_USER_NAME, self.user.encode()), Avp(AVP_USER_PASSWORD, self.password)]
-                )
-            )
+            self.tls.write(encode_avps(self.inner_avps()))
         return self._flight(packet.identifier)
+
+    def inner_avps(self) -> list[Avp]:
+        """EAP-TTLS phase 2: PAP."""
+        return [Avp(AVP_USER_NAME, self.user.encode()), Avp(AVP_USER_PASSWORD, self.password)]
 
     def _handshake(self) -> None:
         if self.complete or self.tls_error is not None:

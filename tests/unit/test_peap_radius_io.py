@@ -27,7 +27,12 @@ from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
 from netaccess.policy.credentials import hash_password
 from netaccess.proto.radius.eap import EapType
-from netaccess.proto.radius.mschapv2 import MschapResponse, check_response, nt_password_hash
+from netaccess.proto.radius.mschapv2 import (
+    MS_CHAP_ERROR,
+    MschapResponse,
+    check_response,
+    nt_password_hash,
+)
 from netaccess.proto.radius.packet import Code
 from netaccess.proto.radius.peap import RESULT_FAILURE
 from netaccess.store import Store
@@ -36,6 +41,7 @@ from tests.unit.test_eap_conversation import Pki, make_pki
 from tests.unit.test_eap_radius_io import CLIENT, SECRET, D, Switch
 from tests.unit.test_peap import FAILURE_TEXT, PeapPeer
 from tests.unit.test_policy_ops import ask
+from tests.unit.test_ttls_mschapv2 import MschapPeer
 
 PASSWORD = "correct horse"
 GUESTS = '\n[[realms]]\nname = "guests"\nrole = "full"\n'
@@ -202,6 +208,29 @@ async def test_peap_signs_a_user_in_with_the_mppe_keys(appliance: Appliance, pki
     assert found["MS-MPPE-Send-Key"] == [peer.msk()[32:]]
     assert found["Tunnel-Private-Group-Id"] == ["998"]  # Layer 2 only: remediation
     assert server.per_client["sw"]["accepted.peap"] == 1
+
+
+async def test_ttls_with_ms_chap_v2_inside_uses_the_same_credential(
+    appliance: Appliance, pki: Pki
+) -> None:
+    await add(appliance, "staff", "alice")
+    await add(appliance, "guests", "gail")
+    server = server_for(appliance, pki)
+    peer = MschapPeer(pki, identity="anonymous@staff", user="alice", password=PASSWORD)
+    found = Switch(server, peer).run()
+    assert found["code"] == [Code.ACCESS_ACCEPT], found.get("Reply-Message")
+    assert peer.proved()
+    assert found["MS-MPPE-Recv-Key"] == [peer.msk()[:32]]
+    assert server.per_client["sw"]["accepted.eap-ttls"] == 1
+    # guests keeps no NT hashes: refused in MS-CHAP-Error first (E=649), then the Reject.
+    peer = MschapPeer(pki, identity="anonymous@guests", user="gail", password=PASSWORD)
+    found = Switch(server, peer).run()
+    assert found["code"] == [Code.ACCESS_REJECT]
+    (message,) = found["Reply-Message"]
+    assert "not allowed in this realm" in message
+    (error,) = [a.value for a in peer.answers if a.code == MS_CHAP_ERROR]
+    assert error[1:].startswith(b"E=649 ") and error.endswith(message.encode())
+    assert server.per_client["sw"]["rejected.eap-no-mschapv2"] == 1
 
 
 async def test_peap_refusals_are_counted_and_say_why(

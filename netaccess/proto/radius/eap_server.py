@@ -1,15 +1,16 @@
 """One EAP conversation on the server side, sans-IO: the peer's EAP Responses in, our next
 Request (or Success or Failure) out.
 
-Identity first, then a TLS-based method: EAP-TTLS (RFC 5281) with PAP inside, EAP-TLS
-(RFC 5216), or PEAPv0 with EAP-MSCHAPv2 inside (its phase 2 is proto.radius.peap). The peer
+Identity first, then a TLS-based method: EAP-TTLS (RFC 5281) with PAP or MS-CHAP-V2 inside,
+EAP-TLS (RFC 5216), or PEAPv0 with EAP-MSCHAPv2 inside (its phase 2 is proto.radius.peap). The peer
 may Nak the method we start with and name another we offer. TLS itself is an injected
 engine (TlsEngine: records in, records out, the keying-material exporter), so this module
 holds only the EAP side: identifiers, the Start, fragmentation both ways, acknowledgements,
 the inner PAP AVPs, and the MSK from the TLS exporter. Checking a
 password is the caller's (it is slow and needs the user store): a CheckPassword step asks,
-and password_checked(ok) answers; for PEAP a CheckNtResponse step asks, and
-nt_response_checked() answers with the Authenticator Response (mschapv2.check_response).
+and password_checked(ok) answers; for MSCHAPv2 (PEAP's, or EAP-TTLS's MS-CHAP-V2 AVPs) a
+CheckNtResponse step asks, and nt_response_checked() answers with the Authenticator Response
+(mschapv2.check_response).
 
 Only TLS 1.2 key derivation is used (RFC 5216 §2.3, RFC 5281 §8: the PRF over the master
 secret with the method's label, which is what the TLS 1.2 exporter without context computes);
@@ -19,14 +20,18 @@ the engine is expected to cap TLS at 1.2, as wpa_supplicant and FreeRADIUS 3.2 d
 from __future__ import annotations
 
 import enum
+import hmac
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from netaccess.proto.radius import mschapv2
 from netaccess.proto.radius.eap import (
     AVP_EAP_MESSAGE,
     AVP_USER_NAME,
     AVP_USER_PASSWORD,
+    Avp,
     EapCode,
     EapType,
     MalformedEap,
@@ -35,12 +40,19 @@ from netaccess.proto.radius.eap import (
     decode_avps,
     decode_eap,
     decode_tls_frame,
+    encode_avps,
     encode_eap,
     encode_tls_frame,
     fragments,
 )
 from netaccess.proto.radius.errors import RadiusError
-from netaccess.proto.radius.mschapv2 import ERROR_AUTHENTICATION_FAILURE, MschapResponse
+from netaccess.proto.radius.mschapv2 import (
+    ERROR_AUTHENTICATION_FAILURE,
+    MS_CHAP2_RESPONSE,
+    MS_CHAP_CHALLENGE,
+    VENDOR_MICROSOFT,
+    MschapResponse,
+)
 from netaccess.proto.radius.peap import Passed, PeapInner, Refused, Send, Verify
 
 MSK_BYTES = 64
@@ -99,8 +111,9 @@ class CheckPassword:
 
 @dataclass(frozen=True, slots=True)
 class CheckNtResponse:
-    """PEAP: the peer answered our MS-CHAPv2 `challenge` as `user`: check `response` against
-    the user's NT hash (mschapv2.check_response) and call nt_response_checked()."""
+    """MSCHAPv2 (PEAP, or inside EAP-TTLS): the peer answered our `challenge` as `user`:
+    check `response` against the user's NT hash (mschapv2.check_response) and call
+    nt_response_checked()."""
 
     user: str
     challenge: bytes
@@ -139,7 +152,10 @@ class _Phase(enum.Enum):
     IDENTITY = "identity"
     HANDSHAKE = "handshake"  # TLS records both ways
     INNER = "inner"  # TTLS: our Finished is out, the peer's AVPs are due; PEAP: phase 2
-    FINAL_ACK = "final-ack"  # EAP-TLS: our Finished is out, the peer's empty ack is due
+    # EAP-TLS: our Finished is out; EAP-TTLS: our MS-CHAP2-Success is. The peer's empty
+    # acknowledgement is due.
+    FINAL_ACK = "final-ack"
+    REFUSED_ACK = "refused-ack"  # EAP-TTLS: our MS-CHAP-Error is out; its acknowledgement
     ALERT = "alert"  # our TLS alert is out; whatever the peer answers, EAP-Failure follows
     CHECKING = "checking"  # a password check is with the caller
     DONE = "done"
@@ -171,6 +187,7 @@ class EapConversation:
         self._reassembly = Reassembly()
         self._out: list[bytes] = []  # frames of our flight not yet sent
         self._user: str | None = None
+        self._mschap_ident: int | None = None  # EAP-TTLS's MS-CHAP-V2, once the peer answered
         self._alert_why = ""
         self._peap: PeapInner | None = None  # PEAP's phase 2, once the tunnel is up
 
@@ -224,7 +241,11 @@ class EapConversation:
 
     def password_checked(self, ok: bool) -> Step:
         """The answer to CheckPassword."""
-        if self._phase is not _Phase.CHECKING or self._user is None:
+        if (
+            self._phase is not _Phase.CHECKING
+            or self._user is None
+            or self._mschap_ident is not None
+        ):
             raise RuntimeError("no password check is outstanding")
         if not ok:
             return self._fail(f"wrong password for {self._user!r}")
@@ -241,8 +262,12 @@ class EapConversation:
         was right, None when it was not (or the user has no NT hash). A refusal goes to the
         peer as the MS-CHAPv2 Failure with `error` and `message` first (PeapInner.checked);
         the Failure step follows the peer's answers to it."""
-        if self._phase is not _Phase.CHECKING or self._peap is None:
+        if self._phase is not _Phase.CHECKING or (
+            self._peap is None and self._mschap_ident is None
+        ):
             raise RuntimeError("no MS-CHAPv2 check is outstanding")
+        if self._peap is None:
+            return self._ttls_checked(authenticator_response, error, message)
         self._phase = _Phase.INNER
         return self._phase2(
             self._peap.checked(authenticator_response, error=error, message=message)
@@ -269,9 +294,15 @@ class EapConversation:
         message = self._reassembly.add(frame)
         if message is None:  # more of the peer's fragments are due: acknowledge this one
             return self._request(self.method, encode_tls_frame(b""))
+        if self._phase in (_Phase.FINAL_ACK, _Phase.REFUSED_ACK) and message:
+            return self._fail(f"expected an acknowledgement in the {self._phase.value} phase")
         if not message:
             if self._phase is _Phase.FINAL_ACK:
+                if self._user is not None:  # EAP-TTLS's MS-CHAP-V2
+                    return self._succeed(self._user)
                 return self._succeed(self._engine.peer_name() or self.identity or "")
+            if self._phase is _Phase.REFUSED_ACK:
+                return self._fail(self._alert_why)
             if self._phase is _Phase.INNER and self.method is EapType.PEAP and self._peap is None:
                 # The peer acknowledged our Finished: phase 2 starts with our inner request.
                 self._peap = PeapInner()
@@ -313,24 +344,72 @@ class EapConversation:
         return self._fail("TLS complete but the peer sent no inner authentication")
 
     def _inner(self, data: bytes) -> Step:
-        """EAP-TTLS phase 2: PAP's User-Name and User-Password AVPs (RFC 5281 §11.2.5)."""
+        """EAP-TTLS phase 2: PAP's User-Name and User-Password AVPs (RFC 5281 §11.2.5), or
+        MS-CHAP-V2's User-Name, MS-CHAP-Challenge and MS-CHAP2-Response (§11.2.4)."""
         avps = decode_avps(data)
         by_code = {avp.code: avp for avp in avps if avp.vendor is None}
+        microsoft = {avp.code: avp for avp in avps if avp.vendor == VENDOR_MICROSOFT}
         if AVP_EAP_MESSAGE in by_code:
-            return self._fail("inner EAP is not served inside EAP-TTLS; use PAP")
+            return self._fail("inner EAP is not served inside EAP-TTLS; use PAP or MS-CHAP-V2")
         unknown = [
-            avp.code
+            (avp.vendor, avp.code)
             for avp in avps
-            if avp.mandatory and (avp.vendor is not None or avp.code not in _PAP_AVPS)
+            if avp.mandatory and (avp.vendor, avp.code) not in _INNER_AVPS
         ]
         if unknown:
-            return self._fail(f"mandatory inner AVPs not understood: {unknown}")
-        name, password = by_code.get(AVP_USER_NAME), by_code.get(AVP_USER_PASSWORD)
+            return self._fail(f"mandatory inner AVPs not understood (vendor, code): {unknown}")
+        name = by_code.get(AVP_USER_NAME)
+        if name is not None and MS_CHAP2_RESPONSE in microsoft:
+            return self._ttls_mschapv2(name.value, microsoft)
+        password = by_code.get(AVP_USER_PASSWORD)
         if name is None or password is None:
-            return self._fail("the inner authentication is not PAP (User-Name, User-Password)")
+            return self._fail(
+                "the inner authentication is neither PAP (User-Name, User-Password) nor "
+                "MS-CHAP-V2 (User-Name, MS-CHAP-Challenge, MS-CHAP2-Response)"
+            )
         self._user = name.value.decode("utf-8", "replace")
         self._phase = _Phase.CHECKING
         return CheckPassword(self._user, password.value.rstrip(b"\0"))
+
+    def _ttls_mschapv2(self, name: bytes, microsoft: dict[int, Avp]) -> Step:
+        """The peer's MS-CHAP-V2 answer to the challenge both sides derive from the tunnel's
+        keys (RFC 5281 §11.1: "ttls challenge", the 16-octet challenge and the Ident): a
+        challenge that is not that one is refused (it was not made for this tunnel)."""
+        assert self._engine is not None
+        sent = microsoft.get(MS_CHAP_CHALLENGE)
+        derived = self._engine.export_key(
+            mschapv2.TTLS_CHALLENGE_LABEL, mschapv2.TTLS_CHALLENGE_BYTES
+        )
+        challenge, ident = derived[: mschapv2.CHALLENGE_BYTES], derived[-1]
+        response = mschapv2.decode_ms_chap2_response(microsoft[MS_CHAP2_RESPONSE].value, name)
+        if sent is None or not hmac.compare_digest(sent.value, challenge):
+            return self._fail("MS-CHAP-Challenge is not the one this tunnel derives")
+        if response.identifier != ident:
+            return self._fail(f"MS-CHAP2-Response Ident {response.identifier}, expected {ident}")
+        if not mschapv2.hash_user(name):
+            return self._fail("MS-CHAP-V2 without a user name")
+        self._user = name.decode("utf-8", "replace")
+        self._mschap_ident = ident
+        self._phase = _Phase.CHECKING
+        return CheckNtResponse(self._user, challenge, response)
+
+    def _ttls_checked(self, proof: bytes | None, error: int, message: str) -> Step:
+        """EAP-TTLS's MS-CHAP-V2 answered: MS-CHAP2-Success with our Authenticator Response,
+        or MS-CHAP-Error with `error` and `message`; the peer's acknowledgement ends it."""
+        assert self._engine is not None and self._mschap_ident is not None
+        if proof is None:
+            self._alert_why = f"wrong password for {self._user!r} (MS-CHAP-V2)"
+            self._phase = _Phase.REFUSED_ACK
+            text = mschapv2.failure_text(secrets.token_bytes(16), message, error)
+            code, value = mschapv2.MS_CHAP_ERROR, mschapv2.ms_chap_error(self._mschap_ident, text)
+        else:
+            self._phase = _Phase.FINAL_ACK
+            code, value = (
+                mschapv2.MS_CHAP2_SUCCESS,
+                mschapv2.ms_chap2_success(self._mschap_ident, proof),
+            )
+        self._engine.write_application(encode_avps([Avp(code, value, True, VENDOR_MICROSOFT)]))
+        return self._send(self._engine.outgoing())
 
     def _phase2(self, step: Send | Verify | Passed | Refused) -> Step:
         """PEAP: what the inner conversation said, as the outer step."""
@@ -379,7 +458,14 @@ class EapConversation:
         return Failure(encode_eap(EapCode.FAILURE, self._identifier or 0), why)
 
 
-_PAP_AVPS = frozenset({AVP_USER_NAME, AVP_USER_PASSWORD})
+_INNER_AVPS = frozenset(
+    {
+        (None, AVP_USER_NAME),
+        (None, AVP_USER_PASSWORD),
+        (VENDOR_MICROSOFT, MS_CHAP_CHALLENGE),
+        (VENDOR_MICROSOFT, MS_CHAP2_RESPONSE),
+    }
+)
 
 
 def mppe_keys(msk: bytes) -> tuple[bytes, bytes]:

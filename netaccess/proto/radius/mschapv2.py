@@ -1,6 +1,7 @@
 """MS-CHAPv2 (RFC 2759) and its EAP method (EAP-MSCHAPv2, draft-kamath-pppext-eap-mschapv2),
 sans-IO: the server's proof of the peer's NT-Response, the Authenticator Response it sends
-back, and the method's packets.
+back, the method's packets, and the RFC 2548 attributes EAP-TTLS carries it in as AVPs
+(RFC 5281 §11.2.4).
 
 The primitives are MD4 and DES, which neither the standard library (OpenSSL 3 keeps MD4 in
 its legacy provider) nor `cryptography` offers for this: they come from pycryptodomex. Only
@@ -139,16 +140,22 @@ ERROR_AUTHENTICATION_FAILURE = 691  # RFC 2759 §6's error codes that this serve
 ERROR_NO_DIALIN_PERMISSION = 649
 
 
+def failure_text(
+    challenge: bytes, message: str, error: int = ERROR_AUTHENTICATION_FAILURE
+) -> bytes:
+    """RFC 2759 §6's failure string: "E=<error> R=0 C=<challenge> V=3 M=<message>", no retry
+    (R=0) and no password change. `challenge` is a fresh 16 octets: the field is required
+    even when no retry is offered."""
+    if len(challenge) != CHALLENGE_BYTES:
+        raise ValueError("an MS-CHAPv2 challenge has 16 octets")
+    return f"E={error} R=0 C={challenge.hex().upper()} V=3 M={message}".encode()[:240]
+
+
 def encode_failure(
     identifier: int, challenge: bytes, message: str, error: int = ERROR_AUTHENTICATION_FAILURE
 ) -> bytes:
-    """The Failure Request (RFC 2759 §6): "E=<error> R=0 C=<challenge> V=3 M=<message>",
-    no retry (R=0) and no password change. `challenge` is a fresh 16 octets: the field is
-    required even when no retry is offered."""
-    if len(challenge) != CHALLENGE_BYTES:
-        raise ValueError("an MS-CHAPv2 challenge has 16 octets")
-    text = f"E={error} R=0 C={challenge.hex().upper()} V=3 M={message}"
-    return _packet(OpCode.FAILURE, identifier, text.encode()[:250])
+    """The Failure Request (RFC 2759 §6) carrying failure_text()."""
+    return _packet(OpCode.FAILURE, identifier, failure_text(challenge, message, error))
 
 
 def opcode_of(data: bytes) -> int:
@@ -190,3 +197,35 @@ def check_response(
     return authenticator_response(
         nt_hash, response.nt_response, response.peer_challenge, authenticator_challenge, user
     )
+
+
+# --- MS-CHAPv2 inside EAP-TTLS (RFC 5281 §11.2.4, the attributes of RFC 2548) ----------------
+
+VENDOR_MICROSOFT = 311
+MS_CHAP_ERROR = 2
+MS_CHAP_CHALLENGE = 11
+MS_CHAP2_RESPONSE = 25
+MS_CHAP2_SUCCESS = 26
+TTLS_CHALLENGE_LABEL = b"ttls challenge"  # keying material: the 16-octet challenge, the Ident
+TTLS_CHALLENGE_BYTES = CHALLENGE_BYTES + 1
+_MS_CHAP2_RESPONSE_BYTES = 50  # Ident, Flags, Peer-Challenge 16, Reserved 8, Response 24
+
+
+def decode_ms_chap2_response(value: bytes, name: bytes) -> MschapResponse:
+    """The MS-CHAP2-Response attribute's value (RFC 2548 §2.3.2), for the user `name` the
+    User-Name beside it gives."""
+    if len(value) != _MS_CHAP2_RESPONSE_BYTES:
+        raise MalformedEap(f"MS-CHAP2-Response of {len(value)} octets, not 50")
+    if value[1]:
+        raise MalformedEap("MS-CHAP2-Response Flags must be 0")
+    return MschapResponse(value[0], value[2:18], value[26:50], name)
+
+
+def ms_chap2_success(identifier: int, authenticator_response: bytes) -> bytes:
+    """The MS-CHAP2-Success attribute's value: the Ident and "S=<40 hex digits>"."""
+    return bytes((identifier,)) + authenticator_response
+
+
+def ms_chap_error(identifier: int, text: bytes) -> bytes:
+    """The MS-CHAP-Error attribute's value: the Ident and failure_text()."""
+    return bytes((identifier,)) + text
