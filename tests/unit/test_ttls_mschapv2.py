@@ -11,7 +11,7 @@ import secrets
 import ssl
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netaccess.proto.radius import mschapv2
@@ -186,6 +186,37 @@ def test_pap_still_goes_to_the_password_check(pki: Pki) -> None:
     assert isinstance(step, CheckPassword)
     with pytest.raises(RuntimeError):
         server.nt_response_checked(None)
+
+
+class ScriptedPeer(EapPeer):
+    """A TTLS peer whose inner AVPs are given."""
+
+    def __init__(self, pki: Pki, avps: list[Avp]) -> None:
+        super().__init__(pki, EapType.TTLS)
+        self.avps = avps
+
+    def inner_avps(self) -> list[Avp]:
+        return self.avps
+
+
+INNER_AVPS = st.lists(
+    st.builds(
+        Avp,
+        st.sampled_from([AVP_USER_NAME, 2, MS_CHAP_CHALLENGE, MS_CHAP2_RESPONSE, 26, 79, 4242]),
+        st.one_of(st.binary(max_size=60), st.binary(min_size=50, max_size=50)),
+        st.booleans(),
+        st.sampled_from([None, VENDOR_MICROSOFT, 9]),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(avps=INNER_AVPS)
+def test_any_inner_avps_give_a_step_and_never_a_success(pki: Pki, avps: list[Avp]) -> None:
+    step, asked = run(conversation(pki, (EapType.TTLS,)), ScriptedPeer(pki, avps), GOOD)
+    assert isinstance(step, Failure | CheckPassword), step
+    assert asked == []  # no answer made for another challenge reaches the NT hash check
 
 
 @given(value=st.binary(max_size=80), name=st.binary(max_size=20))
