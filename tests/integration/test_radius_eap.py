@@ -142,18 +142,22 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     directory: Path = pki["dir"]
     server = str(pki["server"])
 
+    def alice_block(name: str, eap: str, phase2: str, password: str = PASSWORD) -> Path:
+        """alice's supplicant config, her realm in the outer identity."""
+        return network_block(
+            directory,
+            name,
+            eap=eap,
+            identity="alice",
+            anonymous_identity="anonymous@staff",
+            password=password,
+            phase2=phase2,
+            ca_cert=server,
+        )
+
     # EAP-TTLS/PAP, good password: Accept with MPPE keys, in the Layer-2-only remediation.
     mac = "02:4e:41:ea:00:01"
-    ttls = network_block(
-        directory,
-        "ttls",
-        eap="TTLS",
-        identity="alice",
-        anonymous_identity="anonymous@staff",
-        password=PASSWORD,
-        phase2="auth=PAP",
-        ca_cert=server,
-    )
+    ttls = alice_block("ttls", "TTLS", "auth=PAP")
     done = eapol_test(lab, ttls, mac)
     assert accepted(done), done.stdout[-4000:] + done.stderr
     assert "MPPE keys OK" in done.stdout
@@ -166,16 +170,7 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
 
     # A wrong password: Reject, and the endpoint is not admitted.
     wrong_mac = "02:4e:41:ea:00:02"
-    wrong = network_block(
-        directory,
-        "ttls-wrong",
-        eap="TTLS",
-        identity="alice",
-        anonymous_identity="anonymous@staff",
-        password="not the password",
-        phase2="auth=PAP",
-        ca_cert=server,
-    )
+    wrong = alice_block("ttls-wrong", "TTLS", "auth=PAP", password="not the password")
     refused = eapol_test(lab, wrong, wrong_mac)
     assert not accepted(refused)
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
@@ -217,16 +212,7 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     # PEAP with EAP-MSCHAPv2 inside: Accept with MPPE keys, wpa_supplicant having checked
     # our Authenticator Response (the proof that we hold alice's NT hash).
     peap_mac = "02:4e:41:ea:00:05"
-    peap = network_block(
-        directory,
-        "peap",
-        eap="PEAP",
-        identity="alice",
-        anonymous_identity="anonymous@staff",
-        password=PASSWORD,
-        phase2="auth=MSCHAPV2",
-        ca_cert=server,
-    )
+    peap = alice_block("peap", "PEAP", "auth=MSCHAPV2")
     done = eapol_test(lab, peap, peap_mac)
     assert accepted(done), done.stdout[-4000:] + done.stderr
     assert "EAP-MSCHAPV2: Authentication succeeded" in done.stdout  # our S= checked out
@@ -237,16 +223,7 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     # EAP-TTLS with MS-CHAP-V2 inside, the same NT hash: Accept with MPPE keys after
     # wpa_supplicant checked our MS-CHAP2-Success; a wrong password gets MS-CHAP-Error, then
     # the Reject.
-    ttls_mschap = network_block(
-        directory,
-        "ttls-mschapv2",
-        eap="TTLS",
-        identity="alice",
-        anonymous_identity="anonymous@staff",
-        password=PASSWORD,
-        phase2="auth=MSCHAPV2",
-        ca_cert=server,
-    )
+    ttls_mschap = alice_block("ttls-mschapv2", "TTLS", "auth=MSCHAPV2")
     done = eapol_test(lab, ttls_mschap, "02:4e:41:ea:00:07")
     assert accepted(done), done.stdout[-4000:] + done.stderr
     assert "EAP-TTLS: Phase 2 MSCHAPV2 authentication succeeded" in done.stdout  # our S=
@@ -259,15 +236,7 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
 
     # PEAP with a wrong password: the peer is told so (E=691), then Reject.
-    peap_wrong = network_block(
-        directory,
-        "peap-wrong",
-        eap="PEAP",
-        identity="alice",
-        password="not the password",
-        phase2="auth=MSCHAPV2",
-        ca_cert=server,
-    )
+    peap_wrong = alice_block("peap-wrong", "PEAP", "auth=MSCHAPV2", password="not the password")
     refused = eapol_test(lab, peap_wrong, "02:4e:41:ea:00:06")
     assert not accepted(refused)
     # Told first, inside the tunnel: the MS-CHAPv2 Failure, then the failure Result TLV.

@@ -313,9 +313,11 @@ class PeapPeer(EapPeer):
         return b"\x1a\x03"
 
 
-def run_peap(
-    server: EapConversation, peer: PeapPeer, nt_hash: bytes | None, *, limit: int = 60
+def run_mschapv2(
+    server: EapConversation, peer: EapPeer, nt_hash: bytes | None, *, limit: int = 60
 ) -> tuple[Step, list[CheckNtResponse]]:
+    """EAP-Start to the end, each MSCHAPv2 check answered from `nt_hash` (None: refused):
+    the last step, and the checks asked for."""
     asked: list[CheckNtResponse] = []
     step: Step = server.receive(b"")
     for _ in range(limit):
@@ -338,7 +340,7 @@ GOOD = mschapv2.nt_password_hash("correct horse")
 def test_peap_mschapv2_succeeds_and_both_sides_hold_the_same_msk(pki: Pki) -> None:
     server = conversation(pki, (EapType.PEAP,))
     peer = PeapPeer(pki)
-    step, asked = run_peap(server, peer, GOOD)
+    step, asked = run_mschapv2(server, peer, GOOD)
     assert isinstance(step, Success), step
     assert (step.user, step.method) == ("alice", EapType.PEAP)
     assert [a.user for a in asked] == ["alice"]
@@ -353,7 +355,7 @@ FAILURE_TEXT = re.compile(r"E=(\d+) R=0 C=[0-9A-F]{32} V=3 M=(.*)")
 
 def test_peap_with_a_wrong_password_is_told_so_then_fails(pki: Pki) -> None:
     peer = PeapPeer(pki, password="nope")
-    step, asked = run_peap(conversation(pki, (EapType.PEAP,)), peer, GOOD)
+    step, asked = run_mschapv2(conversation(pki, (EapType.PEAP,)), peer, GOOD)
     assert len(asked) == 1
     assert isinstance(step, Failure) and "wrong password" in step.why
     assert decode_eap(step.eap).code is EapCode.FAILURE
@@ -366,14 +368,20 @@ def test_peap_with_a_wrong_password_is_told_so_then_fails(pki: Pki) -> None:
     assert not peer.server_proved
 
 
-def test_the_failure_carries_the_error_and_message_asked_for(pki: Pki) -> None:
-    server = conversation(pki, (EapType.PEAP,))
-    peer = PeapPeer(pki)
+def until_checked(server: EapConversation, peer: EapPeer) -> CheckNtResponse:
+    """EAP-Start until the server asks for its MSCHAPv2 check."""
     step: Step = server.receive(b"")
     while not isinstance(step, CheckNtResponse):
         assert isinstance(step, Challenge), step
         step = server.receive(peer.answer(step.eap))
-    step = server.nt_response_checked(None, error=649, message="not in this realm")
+    return step
+
+
+def test_the_failure_carries_the_error_and_message_asked_for(pki: Pki) -> None:
+    server = conversation(pki, (EapType.PEAP,))
+    peer = PeapPeer(pki)
+    until_checked(server, peer)
+    step: Step = server.nt_response_checked(None, error=649, message="not in this realm")
     while isinstance(step, Challenge):
         step = server.receive(peer.answer(step.eap))
     assert isinstance(step, Failure)
@@ -383,20 +391,20 @@ def test_the_failure_carries_the_error_and_message_asked_for(pki: Pki) -> None:
 
 def test_peap_without_an_nt_hash_fails(pki: Pki) -> None:
     peer = PeapPeer(pki)
-    step, _ = run_peap(conversation(pki, (EapType.PEAP,)), peer, None)
+    step, _ = run_mschapv2(conversation(pki, (EapType.PEAP,)), peer, None)
     assert isinstance(step, Failure)
     assert peer.failure_text.startswith("E=691 ") and peer.results_seen == [RESULT_FAILURE]
 
 
 def test_peap_fails_when_the_peer_refuses_the_result(pki: Pki) -> None:
     peer = PeapPeer(pki, result=RESULT_FAILURE)
-    step, _ = run_peap(conversation(pki, (EapType.PEAP,)), peer, GOOD)
+    step, _ = run_mschapv2(conversation(pki, (EapType.PEAP,)), peer, GOOD)
     assert isinstance(step, Failure) and "Result TLV" in step.why
 
 
 def test_a_peap_peer_naks_ttls_and_gets_peap(pki: Pki) -> None:
     server = conversation(pki, (EapType.TTLS, EapType.TLS, EapType.PEAP))
-    step, _ = run_peap(server, PeapPeer(pki, name="staff\\alice"), GOOD)
+    step, _ = run_mschapv2(server, PeapPeer(pki, name="staff\\alice"), GOOD)
     assert isinstance(step, Success) and step.method is EapType.PEAP
     assert step.user == "staff\\alice"
 
@@ -404,7 +412,7 @@ def test_a_peap_peer_naks_ttls_and_gets_peap(pki: Pki) -> None:
 def test_peap_with_small_outer_fragments(pki: Pki) -> None:
     server = conversation(pki, (EapType.PEAP,), fragment_size=100)
     peer = PeapPeer(pki, fragment_size=90)
-    step, _ = run_peap(server, peer, GOOD, limit=200)
+    step, _ = run_mschapv2(server, peer, GOOD, limit=200)
     assert isinstance(step, Success) and step.msk == peer.msk()
 
 

@@ -28,9 +28,7 @@ from netaccess.proto.radius.eap import (
 )
 from netaccess.proto.radius.eap_server import (
     Challenge,
-    CheckNtResponse,
     CheckPassword,
-    EapConversation,
     Failure,
     Step,
     Success,
@@ -43,6 +41,7 @@ from netaccess.proto.radius.mschapv2 import (
     VENDOR_MICROSOFT,
 )
 from tests.unit.test_eap_conversation import EXPORTER, EapPeer, Pki, conversation, make_pki
+from tests.unit.test_peap import run_mschapv2, until_checked
 
 GOOD = mschapv2.nt_password_hash("correct horse")
 FAILURE_TEXT = re.compile(rb"E=(\d+) R=0 C=[0-9A-F]{32} V=3 M=(.*)")
@@ -108,28 +107,9 @@ class MschapPeer(EapPeer):
         return len(found) == 1 and found[0][1:] == self.expected_proof
 
 
-def run(
-    server: EapConversation, peer: EapPeer, nt_hash: bytes | None, *, limit: int = 40
-) -> tuple[Step, list[CheckNtResponse]]:
-    asked: list[CheckNtResponse] = []
-    step: Step = server.receive(b"")
-    for _ in range(limit):
-        if isinstance(step, CheckNtResponse):
-            asked.append(step)
-            proof = None
-            if nt_hash is not None:
-                proof = mschapv2.check_response(nt_hash, step.challenge, step.response)
-            step = server.nt_response_checked(proof, message="wrong user name or password")
-            continue
-        if not isinstance(step, Challenge):
-            return step, asked
-        step = server.receive(peer.answer(step.eap))
-    raise AssertionError(f"no end after {limit} round trips")
-
-
 def test_ms_chap_v2_inside_ttls_succeeds_and_the_server_proves_itself(pki: Pki) -> None:
     peer = MschapPeer(pki, user="staff\\alice")
-    step, asked = run(conversation(pki, (EapType.TTLS,)), peer, GOOD)
+    step, asked = run_mschapv2(conversation(pki, (EapType.TTLS,)), peer, GOOD)
     assert isinstance(step, Success), step
     assert (step.user, step.method) == ("staff\\alice", EapType.TTLS)
     assert len(asked) == 1 and asked[0].user == "staff\\alice"
@@ -139,7 +119,7 @@ def test_ms_chap_v2_inside_ttls_succeeds_and_the_server_proves_itself(pki: Pki) 
 
 def test_a_wrong_password_gets_ms_chap_error_then_failure(pki: Pki) -> None:
     peer = MschapPeer(pki, password="not it")
-    step, asked = run(conversation(pki, (EapType.TTLS,)), peer, GOOD)
+    step, asked = run_mschapv2(conversation(pki, (EapType.TTLS,)), peer, GOOD)
     assert len(asked) == 1
     assert isinstance(step, Failure) and "wrong password" in step.why
     (error,) = [a for a in peer.answers if a.code == MS_CHAP_ERROR]
@@ -150,22 +130,21 @@ def test_a_wrong_password_gets_ms_chap_error_then_failure(pki: Pki) -> None:
 
 
 def test_a_challenge_the_tunnel_did_not_derive_is_refused_unchecked(pki: Pki) -> None:
-    step, asked = run(
+    step, asked = run_mschapv2(
         conversation(pki, (EapType.TTLS,)), MschapPeer(pki, challenge=bytes(16)), GOOD
     )
     assert asked == [] and isinstance(step, Failure)
     assert "MS-CHAP-Challenge is not the one" in step.why
-    step, asked = run(conversation(pki, (EapType.TTLS,)), MschapPeer(pki, ident_offset=1), GOOD)
+    step, asked = run_mschapv2(
+        conversation(pki, (EapType.TTLS,)), MschapPeer(pki, ident_offset=1), GOOD
+    )
     assert asked == [] and isinstance(step, Failure) and "Ident" in step.why
 
 
 def test_data_instead_of_the_acknowledgement_fails(pki: Pki) -> None:
     server = conversation(pki, (EapType.TTLS,))
     peer = MschapPeer(pki)
-    step: Step = server.receive(b"")
-    while not isinstance(step, CheckNtResponse):
-        assert isinstance(step, Challenge), step
-        step = server.receive(peer.answer(step.eap))
+    step: Step = until_checked(server, peer)
     with pytest.raises(RuntimeError):  # a password check is not what is outstanding
         server.password_checked(True)
     step = server.nt_response_checked(mschapv2.check_response(GOOD, step.challenge, step.response))
@@ -214,7 +193,7 @@ INNER_AVPS = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(avps=INNER_AVPS)
 def test_any_inner_avps_give_a_step_and_never_a_success(pki: Pki, avps: list[Avp]) -> None:
-    step, asked = run(conversation(pki, (EapType.TTLS,)), ScriptedPeer(pki, avps), GOOD)
+    step, asked = run_mschapv2(conversation(pki, (EapType.TTLS,)), ScriptedPeer(pki, avps), GOOD)
     assert isinstance(step, Failure | CheckPassword), step
     assert asked == []  # no answer made for another challenge reaches the NT hash check
 
