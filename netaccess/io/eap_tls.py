@@ -36,8 +36,15 @@ def _slot(obj: object, offset: int) -> int | None:
     return ctypes.c_void_p.from_address(id(obj) + offset).value
 
 
+_SSL_CTRL_SET_SESS_CACHE_MODE = 44  # SSL_CTX_set_session_cache_mode is this SSL_CTX_ctrl
+_SSL_CTRL_GET_SESS_CACHE_MODE = 45
+_SSL_SESS_CACHE_OFF = 0
+
+
 class KeyExporter:
-    """OpenSSL's SSL_export_keying_material for SSLObjects, after checking the layout."""
+    """OpenSSL's SSL_export_keying_material for SSLObjects, after checking the layout; and
+    the one other OpenSSL call the ssl module lacks here, turning a context's session cache
+    off (no_session_cache)."""
 
     def __init__(self) -> None:
         import _ssl
@@ -47,6 +54,7 @@ class KeyExporter:
             library = ctypes.CDLL(path)
             export = library.SSL_export_keying_material
             owner = library.SSL_get_SSL_CTX
+            control = library.SSL_CTX_ctrl
             version = library.OpenSSL_version_num
         except (OSError, AttributeError) as exc:
             raise EapTlsUnavailable(f"OpenSSL's exporter cannot be found: {exc}") from None
@@ -70,8 +78,11 @@ class KeyExporter:
         ]
         owner.restype = ctypes.c_void_p
         owner.argtypes = [ctypes.c_void_p]
+        control.restype = ctypes.c_long
+        control.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_void_p]
         self._export = export
         self._owner = owner
+        self._control = control
         probe = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ssl_pointer(probe.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True))
 
@@ -87,6 +98,17 @@ class KeyExporter:
         if pointer is None or ctx_pointer is None or self._owner(pointer) != ctx_pointer:
             raise EapTlsUnavailable("OpenSSL does not own the SSL object where expected")
         return pointer
+
+    def no_session_cache(self, context: ssl.SSLContext) -> None:
+        """No server-side session cache for `context` (SSL_SESS_CACHE_OFF): the EAP methods
+        here do no resumption, so no session is kept (the ssl module keeps every one, up to
+        OpenSSL's 20,480) or offered for resuming, and the ServerHello carries no session
+        ID. The SSL_CTX pointer is checked first, through a probe SSL of that context."""
+        self._ssl_pointer(context.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_side=True))
+        pointer = _slot(context, _HEAD)
+        self._control(pointer, _SSL_CTRL_SET_SESS_CACHE_MODE, _SSL_SESS_CACHE_OFF, None)
+        if self._control(pointer, _SSL_CTRL_GET_SESS_CACHE_MODE, 0, None) != _SSL_SESS_CACHE_OFF:
+            raise EapTlsUnavailable("OpenSSL did not turn the EAP session cache off")
 
     def export(self, tls: ssl.SSLObject, label: bytes, length: int) -> bytes:
         pointer = self._ssl_pointer(tls)
@@ -203,6 +225,8 @@ class EapTls:
     ) -> None:
         self.exporter = KeyExporter()
         self.contexts = eap_contexts(certificate, key, client_ca)
+        for context in self.contexts.values():
+            self.exporter.no_session_cache(context)
         offered = (EapType.TTLS, EapType.TLS) + ((EapType.PEAP,) if peap else ())
         self.methods = tuple(m for m in offered if m in self.contexts)
 

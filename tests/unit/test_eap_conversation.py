@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from netaccess.io.eap_tls import KeyExporter, SslEngine, eap_contexts
+from netaccess.io.eap_tls import EapTls, KeyExporter, SslEngine, eap_contexts
 from netaccess.proto.radius.eap import (
     AVP_USER_NAME,
     AVP_USER_PASSWORD,
@@ -253,6 +253,8 @@ class EapPeer:
 
 def conversation(pki: Pki, methods: tuple[EapType, ...], **kwargs: int) -> EapConversation:
     contexts = eap_contexts(pki.server.certificate, pki.server.key, pki.ca.path)
+    for context in contexts.values():
+        EXPORTER.no_session_cache(context)  # as EapTls does
     return EapConversation(methods, lambda method: SslEngine(contexts[method], EXPORTER), **kwargs)
 
 
@@ -294,6 +296,33 @@ def test_ttls_pap_succeeds_and_both_sides_hold_the_same_msk(pki: Pki) -> None:
     assert len(step.msk) == 64 and step.msk == peer.msk()
     assert decode_eap(step.eap).code is EapCode.SUCCESS
     assert server.identity == "alice@staff" and server.finished
+
+
+@pytest.mark.parametrize("method", [EapType.TTLS, EapType.TLS])
+def test_no_session_is_kept_or_resumed(pki: Pki, method: EapType) -> None:
+    """This server does no EAP resumption: its contexts (as EapTls makes them) keep no
+    session, the ServerHello names none, and a peer offering an earlier one gets a full
+    handshake (and, for EAP-TTLS, its inner authentication asked again)."""
+    tls = EapTls(pki.server.certificate, pki.server.key, pki.ca.path)
+    client = pki.client if method is EapType.TLS else None
+    first = EapPeer(pki, method, client=client)
+    step, _ = run(EapConversation((method,), tls.engine), first)
+    assert isinstance(step, Success), step
+    assert first.tls.session is not None and first.tls.session.id == b""
+    assert tls.contexts[method].session_stats()["number"] == 0
+    again = EapPeer(pki, method, client=client)
+    again.tls = first.tls.context.wrap_bio(
+        again._incoming, again._outgoing, server_hostname=SERVER_NAME, session=first.tls.session
+    )
+    asked: list[CheckPassword] = []
+
+    def check(request: CheckPassword) -> bool:
+        asked.append(request)
+        return True
+
+    step, _ = run(EapConversation((method,), tls.engine), again, check)
+    assert isinstance(step, Success) and not again.tls.session_reused
+    assert len(asked) == (1 if method is EapType.TTLS else 0)
 
 
 def test_the_mppe_keys_are_the_two_halves_of_the_msk() -> None:
