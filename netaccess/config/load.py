@@ -450,6 +450,9 @@ def _radius(table: TableReader, realms: tuple[Realm, ...]) -> RadiusConfig:
     if eap_realm and eap_realm not in names:
         known = ", ".join(toml_string(name) for name in names) or "none are declared"
         table.issue("eap_realm", f"unknown realm {toml_string(eap_realm)} (realms: {known})")
+    eap_tls_ca, eap_tls_crl = table.optional_path("eap_tls_ca"), table.optional_path("eap_tls_crl")
+    if eap_tls_crl is not None and eap_tls_ca is None:
+        table.issue("eap_tls_crl", "needs radius.eap_tls_ca: a CRL is checked for EAP-TLS only")
     address = table.string("address", default.address)
     try:
         address = str(ipaddress.ip_address(address))
@@ -531,7 +534,8 @@ def _radius(table: TableReader, realms: tuple[Realm, ...]) -> RadiusConfig:
         eap_sessions=table.integer(
             "eap_sessions", default.eap_sessions, min=1, max=1_000_000, unit="conversations"
         ),
-        eap_tls_ca=table.optional_path("eap_tls_ca"),
+        eap_tls_ca=eap_tls_ca,
+        eap_tls_crl=eap_tls_crl,
         clients=tuple(clients.values()),
     )
 

@@ -255,6 +255,8 @@ class RadiusConfig:
         refused (Access-Reject) until some finish or expire.
     eap_tls_ca: the CA that signs the client certificates EAP-TLS accepts; EAP-TLS is
         offered only when it is set.
+    eap_tls_crl: the CA's CRL (PEM): a client certificate it revokes is refused. Read
+        again when the file changes.
     """
 
     address: str = "::"
@@ -271,6 +273,7 @@ class RadiusConfig:
     eap_timeout: float = 60.0
     eap_sessions: int = 4096
     eap_tls_ca: Path | None = None
+    eap_tls_crl: Path | None = None
     clients: tuple[RadiusClientConfig, ...] = ()
 
 

@@ -127,6 +127,7 @@ async def run(config: ApplianceConfig) -> None:
                     key,
                     config.radius.eap_tls_ca,
                     peap=bool(config.mschapv2_realms()),
+                    client_crl=config.radius.eap_tls_crl,
                 )
             except EapTlsUnavailable as exc:
                 raise StartupError(f"radius: 802.1X (EAP) cannot run: {exc}") from None

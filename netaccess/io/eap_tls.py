@@ -16,13 +16,21 @@ guessed at.
 from __future__ import annotations
 
 import ctypes
+import datetime
+import logging
 import ssl
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from netaccess.proto.radius.eap import EapType
 from netaccess.proto.radius.eap_server import TlsFailed
 
+log = logging.getLogger("netaccess.radius")
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 _HEAD = object.__basicsize__  # PyObject_HEAD: 16 bytes on a 64-bit default build
 _READ_CHUNK = 16384
@@ -137,6 +145,9 @@ class SslEngine:
                 self._tls.do_handshake()
             except ssl.SSLWantReadError:
                 return False
+            except ssl.SSLCertVerificationError as exc:  # the client's certificate: say why
+                why = f"{exc.reason or exc} ({exc.verify_message})"
+                raise TlsFailed(f"TLS handshake failed: {why}") from None
             except ssl.SSLError as exc:
                 raise TlsFailed(f"TLS handshake failed: {exc.reason or exc}") from None
             self._complete = True
@@ -187,48 +198,153 @@ class SslEngine:
         return None
 
 
+CRL_CHECK_EVERY = 10.0  # s: how often a new EAP-TLS conversation looks for a changed CRL file
+_CRL_BEGIN = b"-----BEGIN X509 CRL-----"
+
+
+def check_crl(crl: Path, client_ca: Path, now: datetime.datetime | None = None) -> None:
+    """The CRL file's fitness for EAP-TLS: one or more PEM CRLs, each signed by a CA in
+    `client_ca` and not past its nextUpdate (OpenSSL would then refuse every certificate).
+    EapTlsUnavailable saying what is wrong."""
+    try:
+        data, authorities = crl.read_bytes(), client_ca.read_bytes()
+    except OSError as exc:
+        raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: {exc.strerror}") from None
+    now = now or datetime.datetime.now(datetime.UTC)
+    try:
+        cas = x509.load_pem_x509_certificates(authorities)
+        lists = [x509.load_pem_x509_crl(_CRL_BEGIN + block) for block in data.split(_CRL_BEGIN)[1:]]
+    except ValueError as exc:
+        raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: not PEM CRLs ({exc})") from None
+    if not lists:
+        raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: no CRL in it (PEM, BEGIN X509 CRL)")
+    for each in lists:
+        issuers = [ca for ca in cas if ca.subject == each.issuer]
+        if not any(_signed_by(each, ca) for ca in issuers):
+            raise EapTlsUnavailable(
+                f"EAP-TLS CRL {crl}: {each.issuer.rfc4514_string()}'s CRL is not signed by a "
+                "CA in radius.eap_tls_ca"
+            )
+        due = each.next_update_utc
+        if due is not None and due < now:
+            raise EapTlsUnavailable(
+                f"EAP-TLS CRL {crl}: expired at {due.isoformat()} (its nextUpdate); "
+                "OpenSSL would refuse every client certificate: fetch a fresh one"
+            )
+
+
+def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
+    public = ca.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        return False
+    return crl.is_signature_valid(public)
+
+
+def _context(
+    method: EapType, certificate: Path, key: Path, client_ca: Path | None, client_crl: Path | None
+) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    # No session tickets: they only lengthen every final flight (one more fragment round
+    # trip), and this server does no resumption (KeyExporter.no_session_cache).
+    context.options |= ssl.OP_NO_TICKET
+    try:
+        context.load_cert_chain(certificate, key)
+        if method is EapType.TLS and client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
+    if method is EapType.TLS and client_ca is not None and client_crl is not None:
+        check_crl(client_crl, client_ca)
+        try:
+            context.load_verify_locations(cafile=client_crl)
+        except (OSError, ssl.SSLError) as exc:
+            raise EapTlsUnavailable(f"EAP-TLS CRL {client_crl}: {exc}") from None
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    return context
+
+
 def eap_contexts(
-    certificate: Path, key: Path, client_ca: Path | None
+    certificate: Path, key: Path, client_ca: Path | None, client_crl: Path | None = None
 ) -> dict[EapType, ssl.SSLContext]:
     """A server context per method, TLS 1.2 only (the key derivation the methods define for
     it; see eap_server): EAP-TTLS (and PEAP, which shares its context) asks no client
     certificate, EAP-TLS (only when a client CA is configured) requires one signed by
-    `client_ca`."""
+    `client_ca`, and not revoked by `client_crl` when one is given (check_crl)."""
     contexts: dict[EapType, ssl.SSLContext] = {}
     methods = [EapType.TTLS] + ([EapType.TLS] if client_ca is not None else [])
     for method in methods:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        # No session tickets: they only lengthen every final flight (one more fragment
-        # round trip), and a resumed EAP-TTLS session still needs its inner PAP here.
-        context.options |= ssl.OP_NO_TICKET
-        try:
-            context.load_cert_chain(certificate, key)
-            if method is EapType.TLS and client_ca is not None:
-                context.verify_mode = ssl.CERT_REQUIRED
-                context.load_verify_locations(cafile=client_ca)
-        except (OSError, ssl.SSLError) as exc:
-            raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
-        contexts[method] = context
+        contexts[method] = _context(method, certificate, key, client_ca, client_crl)
     contexts[EapType.PEAP] = contexts[EapType.TTLS]
     return contexts
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
 
 
 class EapTls:
     """The TLS the server's EAP methods run: a context per method (eap_contexts), the
     exporter, and a fresh engine per conversation. EapTlsUnavailable when it cannot run.
-    PEAP is offered only when `peap` (some realm keeps MSCHAPv2 credentials)."""
+    PEAP is offered only when `peap` (some realm keeps MSCHAPv2 credentials). With a
+    `client_crl`, a new EAP-TLS conversation looks for a changed CRL file at most every
+    CRL_CHECK_EVERY seconds and loads it; one that does not pass check_crl is logged and
+    the previous one kept."""
 
     def __init__(
-        self, certificate: Path, key: Path, client_ca: Path | None, *, peap: bool = False
+        self,
+        certificate: Path,
+        key: Path,
+        client_ca: Path | None,
+        *,
+        peap: bool = False,
+        client_crl: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.exporter = KeyExporter()
-        self.contexts = eap_contexts(certificate, key, client_ca)
+        self._files = (certificate, key, client_ca, client_crl)
+        self._clock = clock
+        self._crl_stamp = None if client_crl is None else _stamp(client_crl)
+        self._crl_checked = clock()
+        self.contexts = eap_contexts(certificate, key, client_ca, client_crl)
         for context in self.contexts.values():
             self.exporter.no_session_cache(context)
+        if client_crl is not None and EapType.TLS in self.contexts:
+            log.info("EAP-TLS CRL loaded", extra=_crl_view(client_crl, self.contexts))
         offered = (EapType.TTLS, EapType.TLS) + ((EapType.PEAP,) if peap else ())
         self.methods = tuple(m for m in offered if m in self.contexts)
 
     def engine(self, method: EapType) -> SslEngine:
+        if method is EapType.TLS and self._files[3] is not None:
+            self._reload_crl()
         return SslEngine(self.contexts[method], self.exporter)
+
+    def _reload_crl(self) -> None:
+        now = self._clock()
+        if now - self._crl_checked < CRL_CHECK_EVERY:
+            return
+        self._crl_checked = now
+        certificate, key, client_ca, client_crl = self._files
+        assert client_crl is not None and client_ca is not None
+        stamp = _stamp(client_crl)
+        if stamp == self._crl_stamp:
+            return
+        self._crl_stamp = stamp
+        try:
+            context = _context(EapType.TLS, certificate, key, client_ca, client_crl)
+            self.exporter.no_session_cache(context)
+        except EapTlsUnavailable as exc:
+            log.error("EAP-TLS CRL not reloaded: the previous one stays", extra={"error": str(exc)})
+            return
+        self.contexts[EapType.TLS] = context
+        log.info("EAP-TLS CRL reloaded", extra=_crl_view(client_crl, self.contexts))
+
+
+def _crl_view(path: Path, contexts: dict[EapType, ssl.SSLContext]) -> dict[str, object]:
+    return {"path": str(path), "crls": contexts[EapType.TLS].cert_store_stats()["crl"]}

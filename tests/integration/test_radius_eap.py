@@ -5,8 +5,9 @@ derived itself ("MPPE keys OK").
 
 EAP-TTLS/PAP with a realm user's password -> Accept, the Layer-2-only remediation VLAN and
 the endpoint in remediation; a wrong password -> Reject. EAP-TLS with a client certificate
-from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject. PEAP with
-EAP-MSCHAPv2, the realm keeping its users' NT hashes (mschapv2 = true) -> Accept, with
+from the CA in radius.eap_tls_ca -> Accept; one from another CA -> Reject; one the CA's CRL
+(radius.eap_tls_crl) revokes -> Reject. PEAP with EAP-MSCHAPv2, the realm keeping its
+users' NT hashes (mschapv2 = true) -> Accept, with
 wpa_supplicant checking our MS-CHAPv2 Authenticator Response; a wrong password -> the
 MS-CHAPv2 Failure (E=691, with our message) and a failure Result TLV, then Reject. EAP-TTLS
 with MS-CHAP-V2 inside (the same NT hash) -> Accept; a wrong password -> MS-CHAP-Error,
@@ -34,11 +35,12 @@ PASSWORD = "correct horse battery"
 EAPOL_SECONDS = 60
 
 
-def radius_tables(ca: Path) -> str:
+def radius_tables(ca: Path, crl: Path) -> str:
     return f"""
 [radius]
 duplicate_window = 1.0
 eap_tls_ca = "{ca}"
+eap_tls_crl = "{crl}"
 
 [[radius.clients]]
 name = "lab-switch"
@@ -120,8 +122,11 @@ def eap_lab(lab_factory: Any) -> tuple[Lab, Path, dict[str, Any]]:
     clients: dict[str, Issued] = {
         "good": ca.issue("laptop-7@staff"),
         "foreign": stranger.issue("laptop-8@staff"),
+        "revoked": ca.issue("laptop-9@staff"),
     }
-    config = write_config(base, extra=radius_tables(ca.path), realm_extra="mschapv2 = true\n")
+    crl = ca.crl(pki_dir / "clients.crl", (clients["revoked"],))
+    crl.chmod(0o644)
+    config = write_config(base, extra=radius_tables(ca.path, crl), realm_extra="mschapv2 = true\n")
     lab.up(config=config, dhcp_clients=False)
     cli(base, "secrets", "set", "lab-switch", "--stdin", input=SECRET + "\n")
     added = cli(base, "users", "add", "staff", "alice", "--password-stdin", input=PASSWORD + "\n")
@@ -209,6 +214,21 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     assert not accepted(refused)
     assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
 
+    # EAP-TLS with a certificate of the right CA that its CRL revokes: Reject.
+    revoked: Issued = pki["clients"]["revoked"]
+    struck = network_block(
+        directory,
+        "tls-revoked",
+        eap="TLS",
+        identity="laptop-9@staff",
+        ca_cert=server,
+        client_cert=str(revoked.certificate),
+        private_key=str(revoked.key),
+    )
+    refused = eapol_test(lab, struck, "02:4e:41:ea:00:09")
+    assert not accepted(refused)
+    assert received_codes(refused)[-1:] == ["3"], refused.stdout[-3000:]
+
     # PEAP with EAP-MSCHAPv2 inside: Accept with MPPE keys, wpa_supplicant having checked
     # our Authenticator Response (the proof that we hold alice's NT hash).
     peap_mac = "02:4e:41:ea:00:05"
@@ -251,7 +271,9 @@ def test_eap_ttls_pap_and_eap_tls_with_eapol_test(
     accepted_counts = [counters[f"accepted.{m}"] for m in ("eap-ttls", "eap-tls", "peap")]
     assert accepted_counts == [2, 1, 1]  # TTLS with PAP and with MS-CHAP-V2
     assert counters["rejected.eap-password"] == 3  # TTLS with each, and PEAP
-    assert counters["rejected.eap"] == 1  # the foreign certificate
+    assert counters["rejected.eap"] == 2  # the foreign certificate and the revoked one
     log = lab.appliance_log.read_text()
     assert "CERTIFICATE_VERIFY_FAILED" in log
+    assert "certificate revoked" in log
+    assert "EAP-TLS CRL loaded" in log
     assert "wrong password for 'alice' (MS-CHAPv2)" in log

@@ -121,6 +121,30 @@ class Authority:
         cert = builder.sign(self.key, hashes.SHA256())
         return _write(self.directory, common.replace(" ", "-"), cert, key)
 
+    def crl(
+        self, path: Path, revoked: tuple[Issued, ...] = (), *, fresh_for: float = 86_400.0
+    ) -> Path:
+        """A PEM CRL of this CA revoking `revoked`, next update `fresh_for` s from now (a
+        negative figure: already past it)."""
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(_name(self.name))
+            .last_update(now - datetime.timedelta(minutes=5))
+            .next_update(now + datetime.timedelta(seconds=fresh_for))
+        )
+        for issued in revoked:
+            serial = x509.load_pem_x509_certificate(issued.certificate.read_bytes()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(serial)
+                .revocation_date(now - datetime.timedelta(minutes=1))
+                .build()
+            )
+        crl = builder.sign(self.key, hashes.SHA256())
+        path.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        return path
+
 
 @dataclass(frozen=True)
 class Pki:
