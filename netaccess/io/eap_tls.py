@@ -19,8 +19,6 @@ import ctypes
 import datetime
 import logging
 import ssl
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -198,7 +196,7 @@ class SslEngine:
         return None
 
 
-CRL_CHECK_EVERY = 10.0  # s: how often a new EAP-TLS conversation looks for a changed CRL file
+CRL_CHECK_EVERY = 10.0  # s: how often the server looks for a changed CRL file (reload_crl)
 _CRL_BEGIN = b"-----BEGIN X509 CRL-----"
 
 
@@ -293,9 +291,7 @@ class EapTls:
     """The TLS the server's EAP methods run: a context per method (eap_contexts), the
     exporter, and a fresh engine per conversation. EapTlsUnavailable when it cannot run.
     PEAP is offered only when `peap` (some realm keeps MSCHAPv2 credentials). With a
-    `client_crl`, a new EAP-TLS conversation looks for a changed CRL file at most every
-    CRL_CHECK_EVERY seconds and loads it; one that does not pass check_crl is logged and
-    the previous one kept."""
+    `client_crl`, reload_crl() loads the file again when it has changed."""
 
     def __init__(
         self,
@@ -305,13 +301,10 @@ class EapTls:
         *,
         peap: bool = False,
         client_crl: Path | None = None,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.exporter = KeyExporter()
         self._files = (certificate, key, client_ca, client_crl)
-        self._clock = clock
         self._crl_stamp = None if client_crl is None else _stamp(client_crl)
-        self._crl_checked = clock()
         self.contexts = eap_contexts(certificate, key, client_ca, client_crl)
         for context in self.contexts.values():
             self.exporter.no_session_cache(context)
@@ -320,30 +313,35 @@ class EapTls:
         offered = (EapType.TTLS, EapType.TLS) + ((EapType.PEAP,) if peap else ())
         self.methods = tuple(m for m in offered if m in self.contexts)
 
+    @property
+    def watches_crl(self) -> bool:
+        return self._files[3] is not None and EapType.TLS in self.contexts
+
     def engine(self, method: EapType) -> SslEngine:
-        if method is EapType.TLS and self._files[3] is not None:
-            self._reload_crl()
         return SslEngine(self.contexts[method], self.exporter)
 
-    def _reload_crl(self) -> None:
-        now = self._clock()
-        if now - self._crl_checked < CRL_CHECK_EVERY:
-            return
-        self._crl_checked = now
+    def reload_crl(self) -> bool:
+        """Load the CRL file again if it changed since it was last read: whether the new one
+        is in force. One that does not pass check_crl is logged and the previous one stays
+        (the file is not read again until it changes again). Off the receive thread: a long
+        CRL takes a while to parse. New conversations take the new context; those under
+        way keep theirs."""
         certificate, key, client_ca, client_crl = self._files
-        assert client_crl is not None and client_ca is not None
+        if client_crl is None or client_ca is None:
+            return False
         stamp = _stamp(client_crl)
         if stamp == self._crl_stamp:
-            return
+            return False
         self._crl_stamp = stamp
         try:
             context = _context(EapType.TLS, certificate, key, client_ca, client_crl)
             self.exporter.no_session_cache(context)
         except EapTlsUnavailable as exc:
             log.error("EAP-TLS CRL not reloaded: the previous one stays", extra={"error": str(exc)})
-            return
+            return False
         self.contexts[EapType.TLS] = context
         log.info("EAP-TLS CRL reloaded", extra=_crl_view(client_crl, self.contexts))
+        return True
 
 
 def _crl_view(path: Path, contexts: dict[EapType, ssl.SSLContext]) -> dict[str, object]:

@@ -54,7 +54,7 @@ import trio
 from netaccess.config import ApplianceConfig
 from netaccess.config.model import CoaMethod, RadiusClientConfig
 from netaccess.io.admission import AdmissionKeeper
-from netaccess.io.eap_tls import EapTls
+from netaccess.io.eap_tls import CRL_CHECK_EVERY, EapTls
 from netaccess.io.inventory import Inventory
 from netaccess.io.mmsg import Batches, OneAtATime
 from netaccess.policy.admission import Outcome as AdmissionOutcome
@@ -1028,6 +1028,14 @@ class RadiusServer:
                 # (a spare wakeup, harmless) or not; either way it is run next.
                 self._posted_wakeup = True
 
+    async def _reload_crl_every(self, period: float) -> None:
+        """EAP-TLS's CRL, read again when its file changes (EapTls.reload_crl), on a worker
+        thread: parsing a long one must not hold up the receive threads."""
+        assert self.eap is not None
+        while True:
+            await trio.sleep(period)
+            await trio.to_thread.run_sync(self.eap.reload_crl)
+
     async def _save_sessions_every(self, period: float) -> None:
         while True:
             await trio.sleep(period)
@@ -1176,6 +1184,8 @@ class RadiusServer:
                 nursery.start_soon(self._posted_batches)
                 if self._store is not None:
                     nursery.start_soon(self._save_sessions_every, SESSIONS_SAVE_EVERY)
+                if self.eap is not None and self.eap.watches_crl:
+                    nursery.start_soon(self._reload_crl_every, CRL_CHECK_EVERY)
                 self._nursery = nursery
                 task_status.started()
         finally:

@@ -6,12 +6,15 @@ seconds), and one that fails the checks leaves the previous CRL in force."""
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
+import trio
 
 from netaccess.config import DEFAULT_CONFIG_TEXT, ConfigError, load_config_text
-from netaccess.io.eap_tls import CRL_CHECK_EVERY, EapTls, EapTlsUnavailable, check_crl
+from netaccess.io.eap_tls import EapTls, EapTlsUnavailable, check_crl
+from netaccess.io.radius import RadiusServer
 from netaccess.proto.radius.eap import EapType
 from netaccess.proto.radius.eap_server import EapConversation, Failure, Success
 from tests.unit.test_eap_conversation import EapPeer, Issued, Pki, make_pki, run
@@ -64,25 +67,37 @@ def test_unfit_crls_are_refused_with_the_reason(pki: Pki, tmp_path: Path) -> Non
 def test_a_changed_crl_is_read_again_and_an_unfit_one_keeps_the_last(
     pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    now = [1000.0]
     crl = pki.ca.crl(tmp_path / "ca.crl")
-    tls = EapTls(
-        pki.server.certificate, pki.server.key, pki.ca.path, client_crl=crl, clock=lambda: now[0]
-    )
+    tls = EapTls(pki.server.certificate, pki.server.key, pki.ca.path, client_crl=crl)
+    assert tls.watches_crl and not tls.reload_crl()  # unchanged: not read again
     assert isinstance(sign_in(tls, pki, pki.client), Success)
     pki.ca.crl(crl, (pki.client,))  # revoked now
-    assert isinstance(sign_in(tls, pki, pki.client), Success)  # not looked at yet
-    now[0] += CRL_CHECK_EVERY
+    assert isinstance(sign_in(tls, pki, pki.client), Success)  # not read yet
+    assert tls.reload_crl()
     assert isinstance(sign_in(tls, pki, pki.client), Failure)
     caplog.set_level(logging.INFO, "netaccess.radius")
     pki.stranger.crl(crl)  # an unfit replacement
-    now[0] += CRL_CHECK_EVERY
+    assert not tls.reload_crl()
     assert isinstance(sign_in(tls, pki, pki.client), Failure)  # the last fit CRL stays
     assert any("not reloaded" in r.getMessage() for r in caplog.records)
     pki.ca.crl(crl)  # fit again, revoking nothing
-    now[0] += CRL_CHECK_EVERY
+    assert tls.reload_crl()
     assert isinstance(sign_in(tls, pki, pki.client), Success)
-    assert any(r.getMessage() == "EAP-TLS CRL reloaded" for r in caplog.records)
+    assert not EapTls(pki.server.certificate, pki.server.key, pki.ca.path).watches_crl
+
+
+async def test_the_server_reloads_the_crl_off_its_receive_thread(
+    pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crl = pki.ca.crl(tmp_path / "ca.crl")
+    tls = EapTls(pki.server.certificate, pki.server.key, pki.ca.path, client_crl=crl)
+    threads: list[str] = []
+    monkeypatch.setattr(tls, "reload_crl", lambda: threads.append(threading.current_thread().name))
+    server = RadiusServer.__new__(RadiusServer)
+    server.eap = tls
+    with trio.move_on_after(0.5):
+        await server._reload_crl_every(0.05)
+    assert len(threads) >= 3 and threading.main_thread().name not in threads
 
 
 def test_the_crl_setting_needs_the_ca_and_an_absolute_path() -> None:
