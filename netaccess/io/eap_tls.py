@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
 from netaccess.proto.radius.eap import EapType
 from netaccess.proto.radius.eap_server import TlsFailed
@@ -233,9 +233,13 @@ def check_crl(crl: Path, client_ca: Path, now: datetime.datetime | None = None) 
 
 def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
     public = ca.public_key()
-    if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
-        return False
-    return crl.is_signature_valid(public)
+    signing = (
+        ec.EllipticCurvePublicKey,
+        rsa.RSAPublicKey,
+        ed25519.Ed25519PublicKey,
+        ed448.Ed448PublicKey,
+    )
+    return isinstance(public, signing) and crl.is_signature_valid(public)
 
 
 def _context(
