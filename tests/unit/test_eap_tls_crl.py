@@ -13,11 +13,15 @@ import pytest
 import trio
 
 from netaccess.config import DEFAULT_CONFIG_TEXT, ConfigError, load_config_text
+from netaccess.io.admission import AdmissionKeeper
 from netaccess.io.eap_tls import EapTls, EapTlsUnavailable, check_crl
+from netaccess.io.inventory import Inventory
 from netaccess.io.radius import RadiusServer
 from netaccess.proto.radius.eap import EapType
 from netaccess.proto.radius.eap_server import EapConversation, Failure, Success
+from netaccess.store import Store
 from tests.unit.test_eap_conversation import EapPeer, Issued, Pki, make_pki, run
+from tests.unit.test_eap_radius_io import SECRET, D, config
 
 
 @pytest.fixture
@@ -93,8 +97,13 @@ async def test_the_server_reloads_the_crl_off_its_receive_thread(
     tls = EapTls(pki.server.certificate, pki.server.key, pki.ca.path, client_crl=crl)
     threads: list[str] = []
     monkeypatch.setattr(tls, "reload_crl", lambda: threads.append(threading.current_thread().name))
-    server = RadiusServer.__new__(RadiusServer)
-    server.eap = tls
+    cfg = config(pki)
+    with Store.open_memory() as store:
+        inventory = Inventory(store, [])
+        admissions = AdmissionKeeper(cfg, store, inventory, lambda: None)
+        server = RadiusServer(
+            cfg, inventory, D, {"sw": SECRET}.get, store=store, admissions=admissions, eap=tls
+        )
     with trio.move_on_after(0.5):
         await server._reload_crl_every(0.05)
     assert len(threads) >= 3 and threading.main_thread().name not in threads
