@@ -188,7 +188,7 @@ class EapConversation:
         self._out: list[bytes] = []  # frames of our flight not yet sent
         self._user: str | None = None
         self._mschap_ident: int | None = None  # EAP-TTLS's MS-CHAP-V2, once the peer answered
-        self._alert_why = ""
+        self._failure_why = ""  # why the pending Failure (after our alert or MS-CHAP-Error)
         self._peap: PeapInner | None = None  # PEAP's phase 2, once the tunnel is up
 
     @property
@@ -223,7 +223,7 @@ class EapConversation:
             self.identity = packet.data.decode("utf-8", "replace")
             return self._start(self.methods[0])
         if self._phase is _Phase.ALERT:
-            return self._fail(self._alert_why)
+            return self._fail(self._failure_why)
         if packet.type == EapType.NAK:
             wanted = [m for m in self.methods if m in packet.data and m not in self._tried]
             if not wanted:
@@ -302,7 +302,7 @@ class EapConversation:
                     return self._succeed(self._user)
                 return self._succeed(self._engine.peer_name() or self.identity or "")
             if self._phase is _Phase.REFUSED_ACK:
-                return self._fail(self._alert_why)
+                return self._fail(self._failure_why)
             if self._phase is _Phase.INNER and self.method is EapType.PEAP and self._peap is None:
                 # The peer acknowledged our Finished: phase 2 starts with our inner request.
                 self._peap = PeapInner()
@@ -398,9 +398,10 @@ class EapConversation:
         or MS-CHAP-Error with `error` and `message`; the peer's acknowledgement ends it."""
         assert self._engine is not None and self._mschap_ident is not None
         if proof is None:
-            self._alert_why = f"wrong password for {self._user!r} (MS-CHAP-V2)"
+            self._failure_why = f"wrong password for {self._user!r} (MS-CHAP-V2)"
             self._phase = _Phase.REFUSED_ACK
-            text = mschapv2.failure_text(secrets.token_bytes(16), message, error)
+            fresh = secrets.token_bytes(mschapv2.CHALLENGE_BYTES)
+            text = mschapv2.failure_text(fresh, message, error)
             code, value = mschapv2.MS_CHAP_ERROR, mschapv2.ms_chap_error(self._mschap_ident, text)
         else:
             self._phase = _Phase.FINAL_ACK
@@ -450,7 +451,7 @@ class EapConversation:
         if not alert or len(alert) > self.fragment_size:
             return self._fail(why)
         self._phase = _Phase.ALERT
-        self._alert_why = why
+        self._failure_why = why
         return self._request(self.method, encode_tls_frame(alert))
 
     def _fail(self, why: str) -> Failure:
