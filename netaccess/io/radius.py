@@ -184,9 +184,9 @@ class PasswordVerdict(enum.Enum):
 
 
 class _Refusal(NamedTuple):
-    """What a refused credential's peer is told (the Reject's Reply-Message, and the
-    message of PEAP's MS-CHAPv2 Failure), the MS-CHAP error, the counter, and what the log
-    says (None: the conversation's own why; {realm} is filled in)."""
+    """What a refused credential's peer is told (the Reject's Reply-Message, and the message
+    of PEAP's MS-CHAPv2 Failure or EAP-TTLS's MS-CHAP-Error), the MS-CHAP error, the counter,
+    and what the log says (None: the conversation's own why; {realm} is filled in)."""
 
     told: str
     error: int
@@ -391,8 +391,8 @@ class _EapSession:
     conversation: EapConversation
     nas: str
     lock: threading.Lock = field(default_factory=threading.Lock)
-    # PEAP: the verdict on a refused MSCHAPv2 response and its realm, kept for the Reject
-    # that follows the peer's answers to our MS-CHAPv2 Failure.
+    # MSCHAPv2 (PEAP, EAP-TTLS): the verdict on a refused response and its realm, kept for
+    # the Reject that follows the peer's answers to our Failure (or MS-CHAP-Error).
     refused: tuple[PasswordVerdict, str] | None = None
 
 
@@ -756,7 +756,7 @@ class RadiusServer:
             return self._check_nt_response(request, session, step, now)
         self._end(request)
         if isinstance(step, Failure):
-            if session.refused is not None:  # PEAP, after our MS-CHAPv2 Failure
+            if session.refused is not None:  # MSCHAPv2, after the peer was told why
                 verdict, realm = session.refused
                 reply, stat = self._credential_failure(request, session, step, verdict, realm)
                 _bump(stats, stat)
