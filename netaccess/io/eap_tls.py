@@ -200,7 +200,7 @@ CRL_CHECK_EVERY = 10.0  # s: how often the server looks for a changed CRL file (
 _CRL_BEGIN = b"-----BEGIN X509 CRL-----"
 
 
-def check_crl(crl: Path, client_ca: Path, now: datetime.datetime | None = None) -> None:
+def check_crl(crl: Path, client_ca: Path) -> None:
     """The CRL file's fitness for EAP-TLS: one or more PEM CRLs, each signed by a CA in
     `client_ca` and not past its nextUpdate (OpenSSL would then refuse every certificate).
     EapTlsUnavailable saying what is wrong."""
@@ -208,7 +208,7 @@ def check_crl(crl: Path, client_ca: Path, now: datetime.datetime | None = None) 
         data, authorities = crl.read_bytes(), client_ca.read_bytes()
     except OSError as exc:
         raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: {exc.strerror}") from None
-    now = now or datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.UTC)
     try:
         cas = x509.load_pem_x509_certificates(authorities)
         lists = [x509.load_pem_x509_crl(_CRL_BEGIN + block) for block in data.split(_CRL_BEGIN)[1:]]
