@@ -200,10 +200,10 @@ CRL_CHECK_EVERY = 10.0  # s: how often the server looks for a changed CRL file (
 _CRL_BEGIN = b"-----BEGIN X509 CRL-----"
 
 
-def check_crl(crl: Path, client_ca: Path) -> None:
+def check_crl(crl: Path, client_ca: Path) -> datetime.datetime | None:
     """The CRL file's fitness for EAP-TLS: one or more PEM CRLs, each signed by a CA in
     `client_ca` and not past its nextUpdate (OpenSSL would then refuse every certificate).
-    EapTlsUnavailable saying what is wrong."""
+    The earliest nextUpdate (None: none says one); EapTlsUnavailable saying what is wrong."""
     try:
         data, authorities = crl.read_bytes(), client_ca.read_bytes()
     except OSError as exc:
@@ -216,6 +216,7 @@ def check_crl(crl: Path, client_ca: Path) -> None:
         raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: not PEM CRLs ({exc})") from None
     if not lists:
         raise EapTlsUnavailable(f"EAP-TLS CRL {crl}: no CRL in it (PEM, BEGIN X509 CRL)")
+    earliest: datetime.datetime | None = None
     for each in lists:
         issuers = [ca for ca in cas if ca.subject == each.issuer]
         if not any(_signed_by(each, ca) for ca in issuers):
@@ -229,6 +230,9 @@ def check_crl(crl: Path, client_ca: Path) -> None:
                 f"EAP-TLS CRL {crl}: expired at {due.isoformat()} (its nextUpdate); "
                 "OpenSSL would refuse every client certificate: fetch a fresh one"
             )
+        if due is not None and (earliest is None or due < earliest):
+            earliest = due
+    return earliest
 
 
 def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> bool:
@@ -244,7 +248,9 @@ def _signed_by(crl: x509.CertificateRevocationList, ca: x509.Certificate) -> boo
 
 def _context(
     method: EapType, certificate: Path, key: Path, client_ca: Path | None, client_crl: Path | None
-) -> ssl.SSLContext:
+) -> tuple[ssl.SSLContext, datetime.datetime | None]:
+    """One method's context, and its CRL's earliest nextUpdate (None: no CRL, or none due)."""
+    due = None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -259,13 +265,13 @@ def _context(
     except (OSError, ssl.SSLError) as exc:
         raise EapTlsUnavailable(f"EAP TLS certificate {certificate}: {exc}") from None
     if method is EapType.TLS and client_ca is not None and client_crl is not None:
-        check_crl(client_crl, client_ca)
+        due = check_crl(client_crl, client_ca)
         try:
             context.load_verify_locations(cafile=client_crl)
         except (OSError, ssl.SSLError) as exc:
             raise EapTlsUnavailable(f"EAP-TLS CRL {client_crl}: {exc}") from None
         context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    return context
+    return context, due
 
 
 def eap_contexts(
@@ -275,12 +281,20 @@ def eap_contexts(
     it; see eap_server): EAP-TTLS (and PEAP, which shares its context) asks no client
     certificate, EAP-TLS (only when a client CA is configured) requires one signed by
     `client_ca`, and not revoked by `client_crl` when one is given (check_crl)."""
+    return _contexts(certificate, key, client_ca, client_crl)[0]
+
+
+def _contexts(
+    certificate: Path, key: Path, client_ca: Path | None, client_crl: Path | None
+) -> tuple[dict[EapType, ssl.SSLContext], datetime.datetime | None]:
     contexts: dict[EapType, ssl.SSLContext] = {}
+    due = None
     methods = [EapType.TTLS] + ([EapType.TLS] if client_ca is not None else [])
     for method in methods:
-        contexts[method] = _context(method, certificate, key, client_ca, client_crl)
+        contexts[method], crl_due = _context(method, certificate, key, client_ca, client_crl)
+        due = due or crl_due
     contexts[EapType.PEAP] = contexts[EapType.TTLS]
-    return contexts
+    return contexts, due
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -309,7 +323,8 @@ class EapTls:
         self.exporter = KeyExporter()
         self._files = (certificate, key, client_ca, client_crl)
         self._crl_stamp = None if client_crl is None else _stamp(client_crl)
-        self.contexts = eap_contexts(certificate, key, client_ca, client_crl)
+        self.contexts, self._crl_due = _contexts(certificate, key, client_ca, client_crl)
+        self._crl_expiry_told = False
         for context in self.contexts.values():
             self.exporter.no_session_cache(context)
         if client_crl is not None and EapType.TLS in self.contexts:
@@ -324,28 +339,41 @@ class EapTls:
     def engine(self, method: EapType) -> SslEngine:
         return SslEngine(self.contexts[method], self.exporter)
 
-    def reload_crl(self) -> bool:
+    def reload_crl(self, now: datetime.datetime | None = None) -> bool:
         """Load the CRL file again if it changed since it was last read: whether the new one
         is in force. One that does not pass check_crl is logged and the previous one stays
         (the file is not read again until it changes again). Off the receive thread: a long
         CRL takes a while to parse. New conversations take the new context; those under
-        way keep theirs."""
+        way keep theirs. A CRL in force that has passed its nextUpdate is logged as an
+        error once (OpenSSL refuses every EAP-TLS certificate until a fresh one comes)."""
         certificate, key, client_ca, client_crl = self._files
         if client_crl is None or client_ca is None:
             return False
         stamp = _stamp(client_crl)
         if stamp == self._crl_stamp:
+            self._tell_expiry(client_crl, now or datetime.datetime.now(datetime.UTC))
             return False
         self._crl_stamp = stamp
         try:
-            context = _context(EapType.TLS, certificate, key, client_ca, client_crl)
+            context, due = _context(EapType.TLS, certificate, key, client_ca, client_crl)
             self.exporter.no_session_cache(context)
         except EapTlsUnavailable as exc:
             log.error("EAP-TLS CRL not reloaded: the previous one stays", extra={"error": str(exc)})
             return False
         self.contexts[EapType.TLS] = context
+        self._crl_due, self._crl_expiry_told = due, False
         log.info("EAP-TLS CRL reloaded", extra=_crl_view(client_crl, self.contexts))
         return True
+
+    def _tell_expiry(self, crl: Path, now: datetime.datetime) -> None:
+        if self._crl_due is None or self._crl_due > now or self._crl_expiry_told:
+            return
+        self._crl_expiry_told = True
+        log.error(
+            "EAP-TLS CRL expired: every EAP-TLS certificate is refused until a fresh one is "
+            "written",
+            extra={"path": str(crl), "next_update": self._crl_due.isoformat()},
+        )
 
 
 def _crl_view(path: Path, contexts: dict[EapType, ssl.SSLContext]) -> dict[str, object]:

@@ -5,6 +5,7 @@ seconds), and one that fails the checks leaves the previous CRL in force."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from pathlib import Path
@@ -88,6 +89,25 @@ def test_a_changed_crl_is_read_again_and_an_unfit_one_keeps_the_last(
     assert tls.reload_crl()
     assert isinstance(sign_in(tls, pki, pki.client), Success)
     assert not EapTls(pki.server.certificate, pki.server.key, pki.ca.path).watches_crl
+
+
+def test_a_crl_past_its_next_update_is_told_once(
+    pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    crl = pki.ca.crl(tmp_path / "ca.crl", fresh_for=3600)
+    tls = EapTls(pki.server.certificate, pki.server.key, pki.ca.path, client_crl=crl)
+    caplog.set_level(logging.ERROR, "netaccess.radius")
+    now = datetime.datetime.now(datetime.UTC)
+    assert not tls.reload_crl(now)  # still fresh: nothing to say
+    later = now + datetime.timedelta(hours=2)
+    tls.reload_crl(later)
+    tls.reload_crl(later)
+    told = [r for r in caplog.records if r.getMessage().startswith("EAP-TLS CRL expired")]
+    assert len(told) == 1
+    pki.ca.crl(crl)  # a fresh one: told again only once it too expires
+    assert tls.reload_crl(later)
+    tls.reload_crl(later)
+    assert len([r for r in caplog.records if "expired" in r.getMessage()]) == 1
 
 
 async def test_the_server_reloads_the_crl_off_its_receive_thread(
